@@ -1,0 +1,1 @@
+"""Channel adapters: one module per service, all behind the contract in base.py."""

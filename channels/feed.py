@@ -1,0 +1,27 @@
+"""The public RSS and Atom feeds as a channel.
+
+Sending to a feed publishes the item in it: the feed pages (publisher/feeds.py) list the items
+whose delivery to a feed channel was sent. Nothing leaves the machine, so a repeat is harmless.
+"""
+
+from __future__ import annotations
+
+from .base import Channel, Field, Limits, Message, Post, Receipt
+
+
+class Feed(Channel):
+    type = "feed"
+    label = "RSS / Atom feed"
+    idempotent = True
+    fields = (Field("title", "Feed title (optional)", required=False),)
+    limits = Limits(markup="html")
+
+    def render(self, post: Post) -> Message:
+        preview = f"{post.title}\n\n{post.body}"
+        return Message(payload={"title": post.title, "url": post.url}, preview=preview, length=len(preview))
+
+    def send(self, message: Message, *, idempotency_key: str) -> Receipt:
+        return Receipt(remote_id=idempotency_key, url=message.payload["url"])
+
+
+ADAPTER = Feed

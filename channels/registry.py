@@ -1,0 +1,46 @@
+"""Which adapters exist: the built-in modules plus any installed package that declares an entry
+point in the `publisher.channels` group (``name = "package.module:AdapterClass"``)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from functools import lru_cache
+from importlib.metadata import entry_points
+
+from .base import Channel
+
+log = logging.getLogger(__name__)
+
+BUILTIN_MODULES = ("channels.webhook", "channels.feed")
+ENTRY_POINT_GROUP = "publisher.channels"
+
+
+class UnknownChannelType(LookupError):
+    pass
+
+
+@lru_cache(maxsize=1)
+def available() -> dict[str, type[Channel]]:
+    found: dict[str, type[Channel]] = {}
+    for name in BUILTIN_MODULES:
+        module = importlib.import_module(name)
+        found[module.ADAPTER.type] = module.ADAPTER
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = ep.load()
+        except Exception:  # a broken plugin must not take the built-in channels down with it
+            log.exception("channel plugin %s could not be loaded", ep.value)
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, Channel) and cls.type):
+            log.error("channel plugin %s is not a Channel subclass with a type", ep.value)
+            continue
+        found.setdefault(cls.type, cls)  # a plugin cannot replace a built-in adapter
+    return found
+
+
+def get(type_: str) -> type[Channel]:
+    try:
+        return available()[type_]
+    except KeyError:
+        raise UnknownChannelType(f"no channel adapter named {type_!r}") from None

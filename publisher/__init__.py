@@ -1,0 +1,76 @@
+"""publisher: content planning and multi-channel publishing for enterprise communities."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from . import config as config_module
+from . import embedded_redis
+from .extensions import babel, csrf, db, limiter, login_manager
+
+
+def create_app(config: dict | None = None) -> Flask:
+    conf = config_module.load(config)
+    app = Flask(
+        __name__,
+        instance_path=str(conf["INSTANCE_PATH"]),
+        template_folder=str(config_module.REPO_ROOT / "templates"),
+    )
+    app.config.update(conf)
+    if not app.config["REDIS_URL"]:
+        app.config["REDIS_URL"] = embedded_redis.ensure(app.instance_path)
+
+    url = app.config["DATABASE_URL"]
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    if url.startswith("sqlite"):
+        # Several processes share the file: wait for the writer instead of failing at once.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    else:
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+    app.config.setdefault("MAX_CONTENT_LENGTH", 16 * 1024 * 1024)
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["RATELIMIT_STORAGE_URI"] = _limits_uri(app.config["REDIS_URL"])
+    app.config["RATELIMIT_SWALLOW_ERRORS"] = True  # a Redis outage must not take the site down
+    app.config["RATELIMIT_KEY_PREFIX"] = f"{app.config['QUEUE']}-limits"
+
+    db.init_app(app)
+    _sqlite_pragmas(app)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    from .i18n import init_i18n
+
+    init_i18n(app, babel)
+
+    from .web import register_blueprints
+
+    register_blueprints(app)
+    if not app.debug and not app.testing:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return app
+
+
+def _limits_uri(redis_url: str) -> str:
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url.removeprefix("unix://")
+    return redis_url
+
+
+def _sqlite_pragmas(app: Flask) -> None:
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    from sqlalchemy import event
+
+    with app.app_context():
+
+        @event.listens_for(db.engine, "connect")
+        def _on_connect(dbapi_conn, _record):
+            # WAL lets the web pages read while a worker writes; foreign keys are off by default.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()

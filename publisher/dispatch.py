@@ -1,0 +1,333 @@
+"""The delivery core: schedule, claim, run, retry, sweep.
+
+The database decides; Redis only carries "run delivery N, attempt A" to a worker. Every state
+change is a conditional UPDATE on (id, attempt, status), so two processes can never both move the
+same delivery, and a late or repeated job finds nothing to do. See docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta
+
+import redis
+from flask import current_app
+from sqlalchemy import insert, select, update
+
+from channels import registry
+from channels.errors import ChannelError, OutcomeUnknown, Permanent, RateLimited, Retryable
+
+from .extensions import db
+from .models import Channel, Delivery, DeliveryEvent, Item, ItemStatus, utcnow
+from .models import DeliveryStatus as S
+from .posts import build_post
+
+log = logging.getLogger(__name__)
+
+# Why a delivery is where it is; the web pages explain each in the editor's language.
+REASONS = (
+    "scheduled",  # planned by an editor
+    "claimed",  # picked up by the scheduler, waiting for a worker
+    "sending",
+    "sent",
+    "rate_limited",  # the channel said "too fast"; waiting as long as it asked
+    "retryable",  # the channel could not take it now (down, 5xx); retrying with backoff
+    "gave_up",  # retryable errors, too many times
+    "permanent",  # the channel refused it (credentials, content)
+    "unknown",  # sent, but no answer: on a channel that cannot drop repeats, an editor decides
+    "render_error",  # the item could not be formatted for the channel
+    "queue_lost",  # the job never started (Redis lost it, workers busy); claimed again
+    "worker_lost",  # the worker stopped in the middle of the send
+    "cancelled",
+    "manual",  # an editor marked or retried it
+)
+
+
+def _setting(name: str):
+    return current_app.config[name]
+
+
+def _event(delivery_id: int, attempt: int, status: str, reason: str, code=None, message=None, at=None) -> None:
+    db.session.add(
+        DeliveryEvent(
+            delivery_id=delivery_id, attempt=attempt, status=status, reason=reason,
+            code=None if code is None else str(code), message=message, at=at or utcnow(),
+        )
+    )
+
+
+def _move(delivery_id: int, attempt: int, from_: tuple[str, ...], **values) -> bool:
+    """Change a delivery only if it is still in one of `from_` at this attempt."""
+    values.setdefault("updated_at", utcnow())
+    result = db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.attempt == attempt, Delivery.status.in_(from_))
+        .values(**values),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount == 1
+
+
+# --- scheduling -------------------------------------------------------------------------------
+
+def schedule(item: Item, channels: list[Channel], due_at: datetime) -> list[Delivery]:
+    """One delivery per channel. The caller commits."""
+    if due_at.tzinfo is None:
+        raise ValueError("due_at must be timezone-aware")
+    deliveries = [
+        Delivery(item=item, channel=ch, due_at=due_at, next_attempt_at=due_at, status=S.SCHEDULED)
+        for ch in channels
+    ]
+    db.session.add_all(deliveries)
+    if item.status == ItemStatus.DRAFT:
+        item.status = ItemStatus.SCHEDULED
+    db.session.flush()
+    for d in deliveries:
+        _event(d.id, 0, S.SCHEDULED, "scheduled", message=due_at.isoformat())
+    return deliveries
+
+
+def reschedule(delivery: Delivery, due_at: datetime) -> bool:
+    """Move a delivery that has not started yet. The caller commits."""
+    ok = _move(delivery.id, delivery.attempt, (S.SCHEDULED,), due_at=due_at, next_attempt_at=due_at)
+    if ok:
+        _event(delivery.id, delivery.attempt, S.SCHEDULED, "scheduled", message=due_at.isoformat())
+    return ok
+
+
+def cancel(delivery: Delivery) -> bool:
+    ok = _move(delivery.id, delivery.attempt, (S.SCHEDULED, S.UNCONFIRMED), status=S.CANCELLED, lease_until=None)
+    if ok:
+        _event(delivery.id, delivery.attempt, S.CANCELLED, "cancelled")
+    return ok
+
+
+def retry_now(delivery: Delivery) -> bool:
+    """An editor's explicit retry of a failed or unconfirmed delivery."""
+    now = utcnow()
+    ok = _move(delivery.id, delivery.attempt, (S.FAILED, S.UNCONFIRMED),
+               status=S.SCHEDULED, next_attempt_at=now, failures=0, lease_until=None)
+    if ok:
+        _event(delivery.id, delivery.attempt, S.SCHEDULED, "manual", message="retry")
+    return ok
+
+
+def mark_sent(delivery: Delivery) -> bool:
+    """An editor checked the channel and found the post there."""
+    now = utcnow()
+    ok = _move(delivery.id, delivery.attempt, (S.UNCONFIRMED, S.FAILED), status=S.SENT, sent_at=now, lease_until=None)
+    if ok:
+        _event(delivery.id, delivery.attempt, S.SENT, "manual", message="marked as sent")
+        _item_published(delivery.item_id, now)
+    return ok
+
+
+# --- the scheduler tick ---------------------------------------------------------------------
+
+def claim_due(now: datetime | None = None, limit: int | None = None) -> list[tuple[int, int]]:
+    """Atomically take the due deliveries: (id, attempt) pairs that this caller now owns.
+
+    PostgreSQL: the inner SELECT locks rows with SKIP LOCKED so concurrent schedulers take
+    disjoint sets. SQLite: writers are serialised and the outer WHERE re-checks the status.
+    """
+    now = now or utcnow()
+    limit = limit or _setting("CLAIM_BATCH")
+    due = (
+        select(Delivery.id)
+        .where(Delivery.status == S.SCHEDULED, Delivery.next_attempt_at <= now)
+        .order_by(Delivery.next_attempt_at, Delivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    lease = now + timedelta(seconds=_setting("QUEUED_LEASE_SECONDS"))
+    rows = db.session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(due.scalar_subquery()), Delivery.status == S.SCHEDULED)
+        .values(status=S.QUEUED, attempt=Delivery.attempt + 1, lease_until=lease, updated_at=now)
+        .returning(Delivery.id, Delivery.attempt),
+        execution_options={"synchronize_session": False},
+    ).all()
+    claimed = sorted((r[0], r[1]) for r in rows)
+    if claimed:
+        db.session.execute(
+            insert(DeliveryEvent),
+            [dict(delivery_id=i, attempt=a, status=S.QUEUED, reason="claimed", at=now) for i, a in claimed],
+        )
+    db.session.commit()
+    return claimed
+
+
+def enqueue(claimed: list[tuple[int, int]]) -> int:
+    """Hand claimed deliveries to the workers. If Redis is down, give them back at once."""
+    if not claimed:
+        return 0
+    from rq import Queue
+
+    from workers.queues import delivery_queue
+
+    queue = delivery_queue()
+    jobs = [
+        Queue.prepare_data(
+            "workers.jobs.deliver", args=(i, a), job_id=f"delivery-{i}-{a}",
+            timeout=600, result_ttl=300, failure_ttl=7 * 86400,
+        )
+        for i, a in claimed
+    ]
+    try:
+        queue.enqueue_many(jobs)
+    except redis.RedisError:
+        for i, a in claimed:
+            _move(i, a, (S.QUEUED,), status=S.SCHEDULED, lease_until=None)
+        db.session.commit()
+        raise
+    return len(jobs)
+
+
+def sweep(now: datetime | None = None) -> int:
+    """Take back deliveries whose lease ran out: the job was lost, or the worker died."""
+    now = now or utcnow()
+    count = 0
+    lost = db.session.execute(
+        update(Delivery)
+        .where(Delivery.status == S.QUEUED, Delivery.lease_until < now)
+        .values(status=S.SCHEDULED, next_attempt_at=now, lease_until=None, updated_at=now)
+        .returning(Delivery.id, Delivery.attempt),
+        execution_options={"synchronize_session": False},
+    ).all()
+    for i, a in lost:
+        _event(i, a, S.SCHEDULED, "queue_lost", at=now)
+    count += len(lost)
+
+    stuck = db.session.execute(
+        select(Delivery.id, Delivery.attempt, Channel.type)
+        .join(Channel, Channel.id == Delivery.channel_id)
+        .where(Delivery.status == S.SENDING, Delivery.lease_until < now)
+    ).all()
+    for i, a, type_ in stuck:
+        if _is_idempotent(type_):
+            moved = _move(i, a, (S.SENDING,), status=S.SCHEDULED, next_attempt_at=now, lease_until=None,
+                          last_reason="worker_lost")
+            status = S.SCHEDULED
+        else:
+            moved = _move(i, a, (S.SENDING,), status=S.UNCONFIRMED, lease_until=None, last_reason="worker_lost",
+                          last_error="the worker stopped during the send", last_error_code=None)
+            status = S.UNCONFIRMED
+        if moved:
+            _event(i, a, status, "worker_lost", at=now)
+            count += 1
+    db.session.commit()
+    return count
+
+
+def tick(now: datetime | None = None) -> int:
+    """One scheduler step: sweep, claim, enqueue. Safe to run in any number of processes."""
+    sweep(now)
+    return enqueue(claim_due(now))
+
+
+def _is_idempotent(type_: str) -> bool:
+    try:
+        return registry.get(type_).idempotent
+    except registry.UnknownChannelType:
+        return False
+
+
+# --- running one delivery (inside a worker job) ------------------------------------------------
+
+def backoff_seconds(failures: int) -> float:
+    """Exponential backoff with jitter, so a fleet of retries does not hit a recovering service at once."""
+    ceiling = min(_setting("RETRY_MAX_SECONDS"), _setting("RETRY_BASE_SECONDS") * 2 ** max(0, failures - 1))
+    return ceiling * random.uniform(0.5, 1.0)
+
+
+def run(delivery_id: int, attempt: int, session=None) -> str:
+    """Send one delivery. Returns the state it ended in (or "skipped" if it was not ours)."""
+    delivery = db.session.get(Delivery, delivery_id)
+    if delivery is None:
+        return "skipped"
+    try:
+        adapter = registry.get(delivery.channel.type)(delivery.channel.config, session=session)
+    except Exception as exc:  # unknown type, unreadable secrets: nothing was sent
+        db.session.rollback()
+        if _move(delivery_id, attempt, (S.QUEUED,), status=S.FAILED, lease_until=None, last_reason="render_error",
+                 last_error=str(exc), last_error_code=None):
+            _event(delivery_id, attempt, S.FAILED, "render_error", message=str(exc))
+        db.session.commit()
+        return S.FAILED
+    now = utcnow()
+    lease = now + timedelta(seconds=adapter.max_send_seconds() + _setting("LEASE_MARGIN_SECONDS"))
+    if not _move(delivery_id, attempt, (S.QUEUED,), status=S.SENDING, lease_until=lease):
+        db.session.rollback()
+        return "skipped"
+    _event(delivery_id, attempt, S.SENDING, "sending", at=now)
+    db.session.commit()
+    db.session.refresh(delivery)
+
+    try:
+        message = adapter.render(build_post(delivery.item))
+    except Exception as exc:
+        log.exception("delivery %s: render failed", delivery_id)
+        return _finish(delivery, attempt, S.FAILED, "render_error", message=str(exc))
+
+    try:
+        receipt = adapter.send(message, idempotency_key=delivery.idempotency_key)
+    except RateLimited as exc:
+        wait = exc.retry_after if exc.retry_after is not None else backoff_seconds(delivery.failures + 1)
+        return _retry(delivery, attempt, "rate_limited", exc, wait, count_failure=False)
+    except Retryable as exc:
+        return _retry(delivery, attempt, "retryable", exc, backoff_seconds(delivery.failures + 1))
+    except Permanent as exc:
+        return _finish(delivery, attempt, S.FAILED, "permanent", code=exc.code, message=exc.message)
+    except (OutcomeUnknown, ChannelError, Exception) as exc:
+        # The request may have reached the service. Only a channel that drops repeats may retry.
+        code = getattr(exc, "code", None)
+        text = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, ChannelError):
+            log.exception("delivery %s: adapter raised", delivery_id)
+        if adapter.idempotent:
+            err = OutcomeUnknown(text, code=code)
+            return _retry(delivery, attempt, "unknown", err, backoff_seconds(delivery.failures + 1))
+        return _finish(delivery, attempt, S.UNCONFIRMED, "unknown", code=code, message=text)
+
+    now = utcnow()
+    if _move(delivery_id, attempt, (S.SENDING,), status=S.SENT, sent_at=now, lease_until=None,
+             external_id=receipt.remote_id, external_url=receipt.url, last_reason="sent",
+             last_error=None, last_error_code=None):
+        _event(delivery_id, attempt, S.SENT, "sent", message=receipt.remote_id, at=now)
+        _item_published(delivery.item_id, now)
+    db.session.commit()
+    return S.SENT
+
+
+def _retry(delivery: Delivery, attempt: int, reason: str, exc: ChannelError, wait: float,
+           count_failure: bool = True) -> str:
+    failures = delivery.failures + (1 if count_failure else 0)
+    if failures >= _setting("MAX_FAILURES"):
+        return _finish(delivery, attempt, S.FAILED, "gave_up", code=exc.code, message=exc.message,
+                       failures=failures)
+    next_at = utcnow() + timedelta(seconds=wait)
+    if _move(delivery.id, attempt, (S.SENDING,), status=S.SCHEDULED, next_attempt_at=next_at, failures=failures,
+             lease_until=None, last_reason=reason, last_error=exc.message, last_error_code=exc.code):
+        _event(delivery.id, attempt, S.SCHEDULED, reason, code=exc.code,
+               message=f"{exc.message} (next try at {next_at.isoformat(timespec='seconds')})")
+    db.session.commit()
+    return S.SCHEDULED
+
+
+def _finish(delivery: Delivery, attempt: int, status: str, reason: str, *, code=None, message=None,
+            **extra) -> str:
+    if _move(delivery.id, attempt, (S.SENDING,), status=status, lease_until=None, last_reason=reason,
+             last_error=message, last_error_code=None if code is None else str(code), **extra):
+        _event(delivery.id, attempt, status, reason, code=code, message=message)
+    db.session.commit()
+    return status
+
+
+def _item_published(item_id: int, now: datetime) -> None:
+    db.session.execute(
+        update(Item)
+        .where(Item.id == item_id, Item.status == ItemStatus.SCHEDULED)
+        .values(status=ItemStatus.PUBLISHED, published_at=now),
+        execution_options={"synchronize_session": False},
+    )

@@ -1,0 +1,59 @@
+"""Languages (Simplified Chinese and English) and the organisation's timezone for every page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Flask, g, request, session
+from flask_babel import Babel, format_datetime
+from flask_login import current_user
+
+LOCALES = ("zh_CN", "en")
+
+
+def organisation():
+    """The organisation row, created with defaults the first time it is needed."""
+    from .extensions import db
+    from .models import Organisation
+
+    if "organisation" not in g:
+        org = db.session.get(Organisation, 1)
+        if org is None:
+            org = Organisation(id=1)
+            db.session.add(org)
+            db.session.commit()
+        g.organisation = org
+    return g.organisation
+
+
+def select_locale() -> str:
+    chosen = session.get("locale")
+    if chosen in LOCALES:
+        return chosen
+    if current_user and current_user.is_authenticated and current_user.locale in LOCALES:
+        return current_user.locale
+    best = request.accept_languages.best_match(["zh-CN", "zh", "en"])
+    if best:
+        return "en" if best == "en" else "zh_CN"
+    return organisation().locale
+
+
+def select_timezone() -> str:
+    return organisation().timezone
+
+
+def org_zone() -> ZoneInfo:
+    return ZoneInfo(organisation().timezone)
+
+
+def localtime(value: datetime | None, fmt: str = "yyyy-MM-dd HH:mm:ss") -> str:
+    """A UTC datetime shown in the organisation's timezone."""
+    return format_datetime(value, fmt) if value else ""
+
+
+def init_i18n(app: Flask, babel: Babel) -> None:
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.jinja_env.filters["localtime"] = localtime
+    app.jinja_env.globals["organisation"] = organisation
+    app.jinja_env.globals["LOCALES"] = LOCALES

@@ -1,0 +1,282 @@
+"""The database: the single source of truth. Redis only carries work to the workers."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every database.
+
+    PostgreSQL keeps timestamptz; SQLite has no timezone type, so values are stored as naive UTC
+    (which still sorts and compares correctly) and come back aware. A naive value is refused:
+    a naive timestamp is how posts end up going out at the wrong hour.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"  # everything, including users, channels and settings
+    EDITOR = "editor"  # writes and schedules items
+    REVIEWER = "reviewer"  # reads everything, approves (see the workflow)
+
+
+class Origin(enum.StrEnum):
+    PGC = "pgc"
+    UGC = "ugc"
+
+
+class Format(enum.StrEnum):
+    ARTICLE = "article"
+    IMAGE = "image"
+    VIDEO = "video"
+    AUDIO = "audio"
+    EVENT = "event"
+
+
+class ItemStatus(enum.StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    PUBLISHED = "published"
+
+
+class DeliveryStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"  # waiting for next_attempt_at (a first try or a retry)
+    QUEUED = "queued"  # claimed by a scheduler tick, job in Redis, lease running
+    SENDING = "sending"  # a worker is talking to the channel, lease running
+    SENT = "sent"
+    FAILED = "failed"  # permanent error or retries exhausted
+    UNCONFIRMED = "unconfirmed"  # outcome unknown on a channel that cannot deduplicate: an editor decides
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATUSES = (DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
+
+
+def _str_enum(kind: type[enum.StrEnum]) -> String:
+    return String(max(len(v) for v in kind) + 4)
+
+
+class Organisation(db.Model):
+    """The one organisation this installation serves (its row id is always 1)."""
+
+    __tablename__ = "organisation"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="My community")
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    locale: Mapped[str] = mapped_column(String(16), default="zh_CN")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120), default="")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(_str_enum(Role), default=Role.EDITOR)
+    active: Mapped[bool] = mapped_column(default=True)
+    locale: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # Flask-Login protocol
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    def can(self, role: Role) -> bool:
+        """Admins can do what editors can; editors and reviewers are separate duties."""
+        return self.role == Role.ADMIN or self.role == role
+
+
+class ApiToken(db.Model):
+    """A bearer token for the JSON API. Only its SHA-256 is stored; the token is shown once."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(120))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    user: Mapped[User] = relationship()
+
+
+class Column(db.Model):
+    """A branded, recurring programme (栏目)."""
+
+    __tablename__ = "columns"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    color: Mapped[str] = mapped_column(String(16), default="#3b82f6")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Item(db.Model):
+    """One piece of content (PGC or UGC) in one format."""
+
+    __tablename__ = "items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    column_id: Mapped[int | None] = mapped_column(ForeignKey("columns.id", ondelete="SET NULL"))
+    origin: Mapped[str] = mapped_column(_str_enum(Origin), default=Origin.PGC)
+    format: Mapped[str] = mapped_column(_str_enum(Format), default=Format.ARTICLE)
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, default="")  # Markdown
+    status: Mapped[str] = mapped_column(_str_enum(ItemStatus), default=ItemStatus.DRAFT)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Optimistic locking: a save based on a stale copy is refused instead of overwriting.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    column: Mapped[Column | None] = relationship()
+    author: Mapped[User | None] = relationship()
+    deliveries: Mapped[list[Delivery]] = relationship(back_populates="item", order_by="Delivery.id")
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Channel(db.Model):
+    """One configured destination. Its configuration is encrypted at rest (see crypto.py)."""
+
+    __tablename__ = "channels"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    type: Mapped[str] = mapped_column(String(40))
+    config_encrypted: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def config(self) -> dict:
+        from .crypto import decrypt_json
+
+        return decrypt_json(self.config_encrypted) if self.config_encrypted else {}
+
+    @config.setter
+    def config(self, value: dict) -> None:
+        from .crypto import encrypt_json
+
+        self.config_encrypted = encrypt_json(value)
+
+
+def new_idempotency_key() -> str:
+    return secrets.token_hex(16)
+
+
+class Delivery(db.Model):
+    """One item going to one channel at one time, with its own status and history."""
+
+    __tablename__ = "deliveries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(_str_enum(DeliveryStatus), default=DeliveryStatus.SCHEDULED)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempt: Mapped[int] = mapped_column(default=0)  # claims so far; names the RQ job
+    failures: Mapped[int] = mapped_column(default=0)  # retryable failures so far (rate limits excluded)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The same key on every attempt, so an idempotent channel drops a repeat.
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True, default=new_idempotency_key)
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    external_url: Mapped[str | None] = mapped_column(String(500))
+    # Why the last attempt ended as it did: a reason key (see REASONS in dispatch.py), the
+    # service's own code and its own words.
+    last_reason: Mapped[str | None] = mapped_column(String(32))
+    last_error_code: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    item: Mapped[Item] = relationship(back_populates="deliveries")
+    channel: Mapped[Channel] = relationship()
+    events: Mapped[list[DeliveryEvent]] = relationship(
+        back_populates="delivery", order_by="DeliveryEvent.id", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (Index("ix_deliveries_status_next", "status", "next_attempt_at"),)
+
+
+class DeliveryEvent(db.Model):
+    """The history of a delivery: every state it entered, and why."""
+
+    __tablename__ = "delivery_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempt: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(_str_enum(DeliveryStatus))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    code: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(Text)
+
+    delivery: Mapped[Delivery] = relationship(back_populates="events")
+
+
+class DemoReceipt(db.Model):
+    """A post that reached the built-in demo receiver (see web/demo.py)."""
+
+    __tablename__ = "demo_receipts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inbox: Mapped[str] = mapped_column(String(80), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(300), default="")
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    repeats: Mapped[int] = mapped_column(default=0)  # later copies with the same key, dropped
+
+    __table_args__ = (UniqueConstraint("inbox", "idempotency_key"),)

@@ -1,0 +1,17 @@
+"""Blueprints, one per area of the site."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from flask import Flask
+
+BLUEPRINTS = (
+    "publisher.web.auth",
+    "publisher.web.health",
+)
+
+
+def register_blueprints(app: Flask) -> None:
+    for name in BLUEPRINTS:
+        app.register_blueprint(import_module(name).bp)

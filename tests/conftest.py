@@ -1,0 +1,216 @@
+"""Fixtures: a real database (SQLite file, or PostgreSQL when PUBLISHER_DATABASE_URL is set),
+a real Redis (the embedded server, or PUBLISHER_REDIS_URL), real RQ workers and real HTTP
+doubles for channels."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from publisher import create_app, embedded_redis
+from publisher.extensions import db
+from publisher.migrate import upgrade
+from tests.doubles import Double, WebhookDouble
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "test-secret-key-for-the-suite"
+
+
+@pytest.fixture(scope="session")
+def instance_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("instance")
+
+
+@pytest.fixture(scope="session")
+def redis_url(instance_dir):
+    url = os.environ.get("PUBLISHER_REDIS_URL")
+    if url:
+        yield url
+        return
+    yield embedded_redis.ensure(instance_dir)
+    embedded_redis.stop(instance_dir)
+
+
+@pytest.fixture(scope="session")
+def database_url(instance_dir) -> str:
+    url = os.environ.get("PUBLISHER_DATABASE_URL")
+    if not url:
+        return f"sqlite:///{instance_dir / 'test.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:  # a clean slate, so the migrations run from nothing
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def base_config(instance_dir, database_url, redis_url) -> dict:
+    return {
+        "TESTING": True,
+        "INSTANCE_PATH": str(instance_dir),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": SECRET,
+        "QUEUE": "test",
+        "WTF_CSRF_ENABLED": False,
+        "RATELIMIT_ENABLED": False,
+        "TICK_SECONDS": 0.05,
+        "RETRY_BASE_SECONDS": 0.2,
+        "RETRY_MAX_SECONDS": 1.0,
+        "QUEUED_LEASE_SECONDS": 2.0,
+        "LEASE_MARGIN_SECONDS": 1.0,
+        "BASE_URL": "http://127.0.0.1:5000",
+    }
+
+
+@pytest.fixture(scope="session")
+def _migrated(base_config):
+    upgrade(create_app(dict(base_config)))
+
+
+def _clean(app) -> None:
+    with app.app_context():
+        db.session.remove()
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        with db.engine.begin() as conn:
+            if db.engine.dialect.name == "postgresql":
+                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            else:
+                for name in tables:
+                    conn.execute(text(f"DELETE FROM {name}"))
+        from workers.queues import get_redis
+
+        get_redis().flushdb()
+
+
+@pytest.fixture
+def make_app(base_config, _migrated):
+    """Build an app with extra settings; the database and Redis are emptied afterwards."""
+    apps = []
+
+    def make(**overrides):
+        app = create_app({**base_config, **overrides})
+        apps.append(app)
+        return app
+
+    yield make
+    if apps:
+        _clean(apps[0])
+        for app in apps:
+            with app.app_context():
+                db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    app = make_app()
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def users(app):
+    """admin, editor and reviewer accounts; password is 'password-123'."""
+    from publisher.models import Role
+    from publisher.security import create_user
+
+    made = {role.value: create_user(f"{role.value}@example.com", "password-123", role) for role in Role}
+    db.session.commit()
+    return made
+
+
+def login(client, email: str, password: str = "password-123"):
+    return client.post("/login", data={"email": email, "password": password})
+
+
+@pytest.fixture
+def drain(app):
+    """Run every queued job with a real RQ SimpleWorker in this process, then return."""
+    from rq import SimpleWorker
+
+    from workers.queues import delivery_queue, get_redis
+
+    def run():
+        SimpleWorker([delivery_queue()], connection=get_redis()).work(burst=True, with_scheduler=False)
+
+    return run
+
+
+@pytest.fixture
+def double():
+    d = Double()
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def webhook_double():
+    d = WebhookDouble("hook-secret")
+    yield d
+    d.close()
+
+
+def service_env(config: dict) -> dict:
+    """The environment that makes a `publisher` subprocess use the test's database and Redis."""
+    env = dict(os.environ)
+    for key, value in config.items():
+        if key in {"TESTING", "WTF_CSRF_ENABLED", "RATELIMIT_ENABLED"}:
+            continue
+        env[f"PUBLISHER_{key}"] = str(value)
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+class Processes:
+    """`publisher` subprocesses (worker, scheduler …) that a test starts; all stopped at the end."""
+
+    def __init__(self, config: dict):
+        self.env = service_env(config)
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, *args: str) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "publisher", *args], env=self.env, cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+@pytest.fixture
+def processes(base_config):
+    procs = Processes(base_config)
+    yield procs
+    procs.stop_all()
+
+
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
+    """Poll until predicate() is truthy; return its value or fail with the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")

@@ -1,0 +1,1 @@
+"""Background work: RQ queues, the delivery job and the scheduler loop."""

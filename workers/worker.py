@@ -1,0 +1,20 @@
+"""The worker process: an RQ worker on the deliveries queue, with the app loaded once."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from rq import SimpleWorker
+
+from .queues import delivery_queue, get_redis
+
+log = logging.getLogger(__name__)
+
+
+def run(app: Flask, *, burst: bool = False) -> None:
+    # SimpleWorker runs jobs in this process: no fork per job, the app, its database pool and
+    # the HTTP sessions stay warm. A worker that dies is covered by the delivery leases.
+    with app.app_context():
+        worker = SimpleWorker([delivery_queue()], connection=get_redis())
+        worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
