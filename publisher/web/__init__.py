@@ -9,6 +9,7 @@ from flask import Flask
 BLUEPRINTS = (
     "publisher.web.auth",
     "publisher.web.health",
+    "publisher.web.calendar_view",
 )
 
 

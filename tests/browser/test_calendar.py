@@ -1,0 +1,69 @@
+"""The calendar in a real browser (its timezone is Europe/Berlin, the organisation's Asia/Shanghai)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from playwright.sync_api import expect
+
+from publisher import dispatch
+from publisher.extensions import db
+from publisher.models import Column, Item, Organisation, Role
+from publisher.security import create_user
+from tests.factories import make_channel
+
+
+def test_calendar_month_list_filters_and_click(page, live_server):
+    url = live_server.live_url
+    zone = ZoneInfo("Asia/Shanghai")
+    today = datetime.now(zone).date()
+    # 06:30 in Shanghai is the evening before in UTC and in the browser's Berlin: the event is on
+    # today's square only if the calendar shows the organisation's time.
+    due = datetime.combine(today, time(6, 30), zone)
+    with live_server.app_context():
+        db.session.add(Organisation(id=1, timezone="Asia/Shanghai"))
+        create_user("editor@example.com", "password-123", Role.EDITOR)
+        item = Item(title="Reading club", column=Column(name="Books", slug="books", color="#16a34a"))
+        db.session.add(item)
+        dispatch.schedule(item, [make_channel(name="WeCom")], due.astimezone(UTC))
+        db.session.commit()
+        item_id = item.id
+
+    problems: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(url) else problems.append(f"foreign request {r.url}"))
+    page.on("requestfailed", lambda r: problems.append(f"failed {r.url} {r.failure}")
+            if r.resource_type in {"script", "stylesheet"} else None)
+    page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
+            if r.status >= 400 and urlsplit(r.url).path.endswith((".js", ".css")) else None)
+
+    page.goto(f"{url}/calendar")  # login required: the form sends us back here
+    page.fill("input[name=email]", "editor@example.com")
+    page.fill("input[name=password]", "password-123")
+    page.press("input[name=password]", "Enter")
+    page.wait_for_url(f"{url}/calendar")
+    expect(page.locator("#calendar-zone")).to_contain_text("Asia/Shanghai")
+    expect(page.locator(".fc-day-today")).to_have_attribute("data-date", today.isoformat())
+    events = page.locator(".fc-event", has_text="Reading club")
+    expect(page.locator(f'.fc-daygrid-day[data-date="{today.isoformat()}"] .fc-event')).to_contain_text("06:30")
+    expect(events).to_have_count(1)
+
+    # The filters refetch: untick the column, then pick a status the delivery does not have.
+    page.get_by_label("Books").uncheck()
+    expect(events).to_have_count(0)
+    page.get_by_label("Books").check()
+    expect(events).to_have_count(1)
+    page.select_option("select[name=status]", "failed")
+    expect(events).to_have_count(0)
+    page.select_option("select[name=status]", "")
+    expect(events).to_have_count(1)
+
+    page.click(".fc-listWeek-button")
+    row = page.locator(".fc-list-event", has_text="Reading club")
+    expect(row.locator(".fc-list-event-time")).to_have_text("06:30")
+    expect(row).to_contain_text("0/1 sent")
+    row.locator("a").click()
+    page.wait_for_url(f"{url}/items/{item_id}")
+    expect(page.locator("h1")).to_have_text("Reading club")
+    assert problems == []
