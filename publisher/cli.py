@@ -177,3 +177,10 @@ def tokens_create(email: str, name: str) -> None:
         sqla.session.commit()
         click.echo(token)
         click.echo("Keep it now: it is not stored and cannot be shown again.", err=True)
+
+
+@main.command(help="Create a demo organisation, logins, columns, channels and items; running it again changes nothing.")
+def demo() -> None:
+    from .demo import run
+
+    click.echo(run(create_app()))

@@ -10,6 +10,9 @@ BLUEPRINTS = (
     "publisher.web.auth",
     "publisher.web.health",
     "publisher.web.calendar_view",
+    "publisher.web.feeds",
+    "publisher.web.archive",
+    "publisher.web.demo",
 )
 
 
