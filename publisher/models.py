@@ -248,7 +248,10 @@ class Delivery(db.Model):
         back_populates="delivery", order_by="DeliveryEvent.id", cascade="all, delete-orphan"
     )
 
-    __table_args__ = (Index("ix_deliveries_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+        Index("ix_deliveries_due_at", "due_at"),  # the calendar's date-range queries
+    )
 
 
 class DeliveryEvent(db.Model):

@@ -126,6 +126,7 @@ def upgrade() -> None:
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_deliveries_item_id'), ['item_id'], unique=False)
         batch_op.create_index('ix_deliveries_status_next', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_deliveries_due_at', ['due_at'], unique=False)
 
     op.create_table('delivery_events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -153,6 +154,7 @@ def downgrade() -> None:
     op.drop_table('delivery_events')
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
         batch_op.drop_index('ix_deliveries_status_next')
+        batch_op.drop_index('ix_deliveries_due_at')
         batch_op.drop_index(batch_op.f('ix_deliveries_item_id'))
 
     op.drop_table('deliveries')

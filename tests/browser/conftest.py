@@ -65,5 +65,5 @@ def log_in(page, base_url: str, email: str, password: str = "password-123") -> N
     page.goto(f"{base_url}/login")
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
+    page.press("input[name=password]", "Enter")  # the header has submit buttons too (language, logout)
     page.wait_for_url(lambda u: "/login" not in u)
