@@ -13,6 +13,8 @@ BLUEPRINTS = (
     "publisher.web.feeds",
     "publisher.web.archive",
     "publisher.web.demo",
+    "publisher.web.api",
+    "publisher.web.tokens",
 )
 
 

@@ -1,0 +1,316 @@
+"""The OpenAPI 3.1 description of /api, served at /api/openapi.json.
+
+The representations are built in api_json.py; tests/test_openapi.py checks that every route is
+described here and that real responses match these schemas, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from ..dispatch import REASONS
+from ..models import DeliveryStatus, Format, ItemStatus, Origin
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _obj(properties: dict[str, Any], required: list[str] | None = None, closed: bool = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties,
+                              "required": list(properties) if required is None else required}
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+ID = {"type": "integer", "minimum": 1}
+TIME = {"type": "string", "format": "date-time",
+        "description": "ISO 8601 in UTC with its offset, e.g. 2030-01-01T12:00:00+00:00"}
+TEXT = {"type": "string"}
+NULL_TEXT = {"type": ["string", "null"]}
+
+DELIVERY_PROPS: dict[str, Any] = {
+    "id": ID, "item_id": ID, "channel_id": ID,
+    "status": {"enum": list(DeliveryStatus)},
+    "due_at": TIME,
+    "next_attempt_at": {**TIME, "description": "when the next attempt is due (later than due_at after a retry)"},
+    "attempt": {"type": "integer", "description": "attempts started so far"},
+    "failures": {"type": "integer", "description": "retryable failures so far"},
+    "external_id": NULL_TEXT, "external_url": NULL_TEXT,
+    "last_reason": _nullable({"enum": list(REASONS)}),
+    "last_error_code": NULL_TEXT, "last_error": NULL_TEXT,
+    "sent_at": _nullable(TIME), "created_at": TIME, "updated_at": TIME,
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj({"error": _obj({
+        "code": {"type": "string", "description": "stable, for programs: validation_error, unauthorized, "
+                 "invalid_token, forbidden, not_found, conflict, stale_version, invalid_state, csrf_failed, "
+                 "unsupported_media_type, rate_limited …"},
+        "message": {"type": "string", "description": "for people, in the caller's language"},
+        "fields": {"type": "object", "additionalProperties": {"type": "string"},
+                   "description": "what is wrong with each field (validation errors)"},
+    })}),
+    "Pagination": _obj({
+        "limit": {"type": "integer"},
+        "next_cursor": {**NULL_TEXT, "description": "pass as `cursor` for the next (older) rows; null at the end"},
+        "page": {"type": "integer", "description": "only when paging by `page`"},
+        "next_page": {"type": ["integer", "null"], "description": "only when paging by `page`"},
+    }, required=["limit", "next_cursor"]),
+    "DeliveryEvent": _obj({
+        "id": ID, "at": TIME, "attempt": {"type": "integer"},
+        "status": {"enum": list(DeliveryStatus)},
+        "reason": _nullable({"enum": list(REASONS)}),
+        "code": NULL_TEXT, "message": NULL_TEXT,
+    }),
+    "Delivery": _obj(DELIVERY_PROPS),
+    "DeliveryDetail": _obj({**DELIVERY_PROPS, "events": {"type": "array", "items": _ref("DeliveryEvent")}}),
+    "Item": _obj({
+        "id": ID, "title": TEXT, "body": {"type": "string", "description": "Markdown"},
+        "origin": {"enum": list(Origin)}, "format": {"enum": list(Format)},
+        "status": {"enum": list(ItemStatus)},
+        "column_id": {"type": ["integer", "null"]}, "author_id": {"type": ["integer", "null"]},
+        "version": {"type": "integer", "description": "send it back with PATCH (optimistic locking)"},
+        "created_at": TIME, "updated_at": TIME, "published_at": _nullable(TIME),
+        "next_due_at": _nullable({**TIME, "description": "the earliest pending attempt of its deliveries"}),
+        "deliveries": {"type": "array", "items": _ref("Delivery")},
+    }),
+    "ItemCreate": _obj({
+        "title": {"type": "string", "minLength": 1, "maxLength": 300}, "body": TEXT,
+        "origin": {"enum": list(Origin), "default": "pgc"}, "format": {"enum": list(Format), "default": "article"},
+        "column_id": {"type": ["integer", "null"]},
+        "channel_ids": {"type": "array", "items": {"type": "integer"}, "description": "schedule on these channels"},
+        "due_at": {"type": "string", "format": "date-time",
+                   "description": "with its UTC offset (a time without one is refused); default: now"},
+    }, required=["title"], closed=True),
+    "ItemUpdate": _obj({
+        "version": {"type": "integer", "description": "the version you edited; 409 if someone saved since"},
+        "title": {"type": "string", "minLength": 1, "maxLength": 300}, "body": TEXT,
+        "origin": {"enum": list(Origin)}, "format": {"enum": list(Format)},
+        "column_id": {"type": ["integer", "null"]},
+    }, required=["version"], closed=True),
+    "ScheduleRequest": _obj({
+        "channel_ids": {"type": "array", "items": {"type": "integer"}, "minItems": 1},
+        "due_at": {"type": "string", "format": "date-time", "description": "with its UTC offset; default: now"},
+    }, required=["channel_ids"], closed=True),
+    "Channel": _obj({
+        "id": ID, "name": TEXT, "type": TEXT, "enabled": {"type": "boolean"},
+        "config": {"type": "object", "description": "the settings without the secret ones"},
+        "secrets_set": {"type": "array", "items": {"type": "string"},
+                        "description": "secret settings that have a value (the values are never shown)"},
+        "config_readable": {"type": "boolean", "description": "false when encrypted with another SECRET_KEY"},
+        "created_at": TIME,
+    }),
+    "ChannelCreate": _obj({
+        "name": {"type": "string", "minLength": 1, "maxLength": 120},
+        "type": {"type": "string", "description": "one of GET /api/channel-types"},
+        "enabled": {"type": "boolean", "default": True},
+        "config": {"type": "object", "description": "settings as listed by the channel type's fields"},
+    }, required=["name", "type"], closed=True),
+    "ChannelUpdate": _obj({
+        "name": {"type": "string", "minLength": 1, "maxLength": 120},
+        "enabled": {"type": "boolean"},
+        "config": {"type": "object", "description": "settings to change; those not sent (secrets too) are kept, "
+                   "null removes one"},
+    }, required=[], closed=True),
+    "ChannelField": _obj({
+        "name": TEXT, "label": TEXT, "secret": {"type": "boolean"}, "required": {"type": "boolean"},
+        "kind": {"enum": ["string", "url", "integer", "boolean", "text"]}, "default": {}, "help": TEXT,
+    }),
+    "ChannelType": _obj({
+        "type": TEXT, "label": TEXT,
+        "idempotent": {"type": "boolean", "description": "the service drops repeats, so an unclear send is retried"},
+        "fields": {"type": "array", "items": _ref("ChannelField")},
+        "limits": _obj({
+            "max_length": {"type": ["integer", "null"]}, "length_unit": TEXT, "markup": TEXT,
+            "rate_limit": NULL_TEXT,
+        }),
+    }),
+}
+
+
+def _list(name: str, paged: bool = False) -> dict[str, Any]:
+    props: dict[str, Any] = {"data": {"type": "array", "items": _ref(name)}}
+    if paged:
+        props["pagination"] = _ref("Pagination")
+    return _obj(props)
+
+
+SCHEMAS |= {
+    "ItemPage": _list("Item", paged=True),
+    "DeliveryPage": _list("Delivery", paged=True),
+    "DeliveryList": _list("Delivery"),
+    "ChannelList": _list("Channel"),
+    "ChannelTypeList": _list("ChannelType"),
+}
+
+ERRORS = {
+    "400": "Invalid input; `fields` says what is wrong. Nothing was changed.",
+    "401": "Not logged in, or the token is unknown or revoked.",
+    "403": "Your role does not allow this.",
+    "404": "No such object.",
+    "409": "The current state does not allow this.",
+    "415": "The body is not JSON.",
+    "429": "Too many requests.",
+}
+
+
+def _error(status: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/responses/E{status}"}
+
+
+def _op(op_id: str, summary: str, ok: dict[str, Any], *, errors: tuple[str, ...] = (), body: str | None = None,
+        params: tuple[str, ...] = (), tag: str) -> dict[str, Any]:
+    """One operation. Every one may answer 401, 403 and 429; writes may also need the CSRF header."""
+    operation: dict[str, Any] = {
+        "operationId": op_id, "summary": summary, "tags": [tag],
+        "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in params],
+        "responses": {**ok, **{s: _error(s) for s in sorted({"401", "403", "429", *errors})}},
+    }
+    if body:
+        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": _ref(body)}}}
+    return operation
+
+
+def _ok(schema: str, status: str = "200", description: str = "OK", location: bool = False) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {JSON: {"schema": _ref(schema)}}}
+    if location:
+        response["headers"] = {"Location": {"description": "the new object's address", "schema": TEXT}}
+    return {status: response}
+
+
+NO_CONTENT = {"204": {"description": "Deleted."}}
+WRITE = ("CsrfToken",)
+PAGING = ("limit", "cursor", "page")
+
+
+def _param(name: str, where: str, schema: dict[str, Any], description: str, required: bool = False) -> dict:
+    return {"name": name, "in": where, "required": required, "schema": schema, "description": description}
+
+
+PARAMETERS = {
+    "item_id": _param("item_id", "path", ID, "the item's id", required=True),
+    "channel_id": _param("channel_id", "path", ID, "the channel's id", required=True),
+    "delivery_id": _param("delivery_id", "path", ID, "the delivery's id", required=True),
+    "limit": _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                    "rows per page"),
+    "cursor": _param("cursor", "query", TEXT, "`pagination.next_cursor` of the previous page"),
+    "page": _param("page", "query", {"type": "integer", "minimum": 1}, "page number (instead of a cursor)"),
+    "item_status": _param("status", "query", {"enum": list(ItemStatus)}, "only items in this status"),
+    "origin": _param("origin", "query", {"enum": list(Origin)}, "only items of this origin"),
+    "format": _param("format", "query", {"enum": list(Format)}, "only items in this format"),
+    "column_id_filter": _param("column_id", "query", ID, "only items in this column"),
+    "from": _param("from", "query", {"type": "string", "format": "date-time"},
+                   "only items whose next due time is at or after this (with offset)"),
+    "to": _param("to", "query", {"type": "string", "format": "date-time"},
+                 "only items whose next due time is before this (with offset)"),
+    "delivery_status": _param("status", "query", {"enum": list(DeliveryStatus)}, "only deliveries in this status"),
+    "item_id_filter": _param("item_id", "query", ID, "only deliveries of this item"),
+    "channel_id_filter": _param("channel_id", "query", ID, "only deliveries to this channel"),
+    "CsrfToken": _param("X-CSRFToken", "header", TEXT, "required when calling with a browser session cookie "
+                        "(the page's <meta name=\"csrf-token\">); not needed with a bearer token"),
+}
+
+ITEM, CHANNEL, DELIVERY = "items", "channels", "deliveries"
+PATHS: dict[str, Any] = {
+    "/api/items": {
+        "get": _op("listItems", "Items, newest first", _ok("ItemPage"), errors=("400",), tag=ITEM,
+                   params=("item_status", "column_id_filter", "origin", "format", "from", "to", *PAGING)),
+        "post": _op("createItem", "Create an item, and schedule it when channel_ids are given",
+                    _ok("Item", "201", "Created", location=True), errors=("400", "415"), body="ItemCreate",
+                    params=WRITE, tag=ITEM),
+    },
+    "/api/items/{item_id}": {
+        "get": _op("getItem", "One item with its deliveries", _ok("Item"), errors=("404",), params=("item_id",),
+                   tag=ITEM),
+        "patch": _op("updateItem", "Edit an item (never sends anything again)", _ok("Item"),
+                     errors=("400", "404", "409", "415"), body="ItemUpdate", params=("item_id", *WRITE), tag=ITEM),
+        "delete": _op("deleteItem", "Delete a draft that was never scheduled", NO_CONTENT, errors=("404", "409"),
+                      params=("item_id", *WRITE), tag=ITEM),
+    },
+    "/api/items/{item_id}/deliveries": {
+        "get": _op("listItemDeliveries", "The item's deliveries", _ok("DeliveryList"), errors=("404",),
+                   params=("item_id",), tag=ITEM),
+        "post": _op("scheduleItem", "Schedule the item on more channels", _ok("DeliveryList", "201", "Scheduled"),
+                    errors=("400", "404", "415"), body="ScheduleRequest", params=("item_id", *WRITE), tag=ITEM),
+    },
+    "/api/channels": {
+        "get": _op("listChannels", "Channels (secret settings left out)", _ok("ChannelList"), tag=CHANNEL),
+        "post": _op("createChannel", "Create a channel (admins)", _ok("Channel", "201", "Created", location=True),
+                    errors=("400", "415"), body="ChannelCreate", params=WRITE, tag=CHANNEL),
+    },
+    "/api/channels/{channel_id}": {
+        "get": _op("getChannel", "One channel", _ok("Channel"), errors=("404",), params=("channel_id",),
+                   tag=CHANNEL),
+        "patch": _op("updateChannel", "Change a channel (admins); secrets only when sent", _ok("Channel"),
+                     errors=("400", "404", "409", "415"), body="ChannelUpdate", params=("channel_id", *WRITE),
+                     tag=CHANNEL),
+        "delete": _op("deleteChannel", "Delete a channel without deliveries (admins)", NO_CONTENT,
+                      errors=("404", "409"), params=("channel_id", *WRITE), tag=CHANNEL),
+    },
+    "/api/channel-types": {
+        "get": _op("listChannelTypes", "The installed channel adapters and their settings",
+                   _ok("ChannelTypeList"), tag=CHANNEL),
+    },
+    "/api/deliveries": {
+        "get": _op("listDeliveries", "Deliveries, newest first", _ok("DeliveryPage"), errors=("400",),
+                   params=("delivery_status", "item_id_filter", "channel_id_filter", *PAGING), tag=DELIVERY),
+    },
+    "/api/deliveries/{delivery_id}": {
+        "get": _op("getDelivery", "One delivery with its history", _ok("DeliveryDetail"), errors=("404",),
+                   params=("delivery_id",), tag=DELIVERY),
+    },
+}
+for _action, _summary in (("cancel", "Cancel a scheduled or unconfirmed delivery"),
+                          ("retry", "Retry a failed or unconfirmed delivery now"),
+                          ("mark-sent", "Record that a failed or unconfirmed delivery did arrive")):
+    _op_id = "".join(w.capitalize() for w in _action.split("-"))
+    PATHS[f"/api/deliveries/{{delivery_id}}/{_action}"] = {
+        "post": _op(f"delivery{_op_id}", _summary, _ok("DeliveryDetail"), errors=("404", "409"),
+                    params=("delivery_id", *WRITE), tag=DELIVERY),
+    }
+PATHS["/api/openapi.json"] = {
+    "get": {"operationId": "openapi", "summary": "This document (no login needed)", "tags": ["meta"],
+            "security": [], "responses": {"200": {"description": "OpenAPI 3.1",
+                                                  "content": {JSON: {"schema": {"type": "object"}}}},
+                                          "429": _error("429")}},
+}
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "publisher API",
+            "version": "1",
+            "description": "Plan items, schedule them on channels and follow their deliveries. "
+                           "Authenticate with `Authorization: Bearer <token>` (create one on the API tokens page "
+                           "or with `publisher tokens create`) or with a logged-in browser session, which must "
+                           "send the X-CSRFToken header on writes. Times are ISO 8601 with an offset.",
+        },
+        "security": [{"bearer": []}, {"session": []}],
+        "tags": [{"name": ITEM}, {"name": CHANNEL}, {"name": DELIVERY}, {"name": "meta"}],
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "parameters": PARAMETERS,
+            "responses": {
+                f"E{status}": {"description": text, "content": {JSON: {"schema": _ref("Error")}}}
+                for status, text in ERRORS.items()
+            },
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "an API token (pub_…)"},
+                "session": {"type": "apiKey", "in": "cookie", "name": current_app.config["SESSION_COOKIE_NAME"],
+                            "description": "the browser session after logging in at /login"},
+            },
+        },
+    }
