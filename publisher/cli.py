@@ -84,7 +84,8 @@ def web(host: str | None, port: int | None) -> None:
     os.environ["PUBLISHER_REDIS_URL"] = app.config["REDIS_URL"]
     argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(app.config["WEB_WORKERS"]),
             "--threads", str(app.config["WEB_THREADS"]), "--graceful-timeout", "10", "--access-logfile", "-",
-            "publisher.wsgi:app"]
+            # No control socket: it lives in $HOME, which several instances would share.
+            "--no-control-socket", "publisher.wsgi:app"]
     os.execv(sys.executable, argv)
 
 
@@ -132,6 +133,8 @@ def users() -> None:
 @click.option("--name", default="")
 @click.option("--password", envvar="PUBLISHER_NEW_PASSWORD", help="Asked for when not given.")
 def users_create(email: str, role: str, name: str, password: str | None) -> None:
+    from sqlalchemy.exc import IntegrityError
+
     from .extensions import db as sqla
     from .models import Role
     from .security import create_user
@@ -147,9 +150,9 @@ def users_create(email: str, role: str, name: str, password: str | None) -> None
             sqla.session.commit()
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-        except Exception as exc:  # unique e-mail
+        except IntegrityError:  # the e-mail is unique
             sqla.session.rollback()
-            raise click.ClickException(f"could not create the user: {type(exc).__name__}") from None
+            raise click.ClickException(f"a user with the e-mail {user.email} already exists") from None
         click.echo(f"created {user.role} {user.email}")
 
 

@@ -8,8 +8,9 @@ from rq import Queue
 
 
 def connect(url: str) -> redis.Redis:
-    # Timeouts everywhere: a stopped Redis must surface as an error, not a hang.
-    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15)
+    # Timeouts everywhere: a stopped or stuck Redis must surface as an error within seconds, not a
+    # hang (/healthz answers within them). RQ workers raise socket_timeout for their blocking pops.
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=15)
 
 
 def get_redis() -> redis.Redis:

@@ -17,23 +17,44 @@ class Scheduler:
     def __init__(self, app: Flask):
         self.app = app
         self.stopping = False
+        self.failing: str | None = None  # what the last tick could not reach, logged once per outage
 
     def stop(self, *_args) -> None:
         self.stopping = True
 
     def tick_once(self) -> int:
+        """One tick. Nothing it meets (Redis or the database away, a bug) stops the loop."""
         from publisher import dispatch
         from publisher.extensions import db
 
+        from .queues import get_redis
+
         with self.app.app_context():
             try:
-                return dispatch.tick()
+                # Claim nothing while the workers cannot be reached: a claim that cannot be
+                # enqueued is handed back, and each tick of an outage would otherwise add an
+                # attempt and a "claimed" event to every due delivery.
+                get_redis().ping()
+                enqueued = dispatch.tick()
             except redis.RedisError as exc:
-                log.warning("Redis unavailable, deliveries wait in the database: %s", exc)
+                self._failed("redis", "Redis unavailable, deliveries wait in the database: %s", exc)
             except SQLAlchemyError as exc:
-                log.warning("database unavailable: %s", exc)
                 db.session.rollback()
+                self._failed("database", "database unavailable: %s", exc)
+            except Exception:
+                db.session.rollback()
+                self._failed("error", "scheduler tick failed", exc_info=True)
+            else:
+                if self.failing:
+                    log.info("scheduler ticking normally again")
+                    self.failing = None
+                return enqueued
             return 0
+
+    def _failed(self, kind: str, message: str, *args, exc_info: bool = False) -> None:
+        if self.failing != kind:
+            log.warning(message, *args, exc_info=exc_info)
+        self.failing = kind
 
     def run(self, *, max_ticks: int | None = None, handle_signals: bool = True) -> None:
         if handle_signals:
