@@ -9,12 +9,10 @@ from flask import Flask
 BLUEPRINTS = (
     "publisher.web.auth",
     "publisher.web.health",
+    "publisher.web.items",
+    "publisher.web.channels",
+    "publisher.web.settings",
     "publisher.web.calendar_view",
-    "publisher.web.feeds",
-    "publisher.web.archive",
-    "publisher.web.demo",
-    "publisher.web.api",
-    "publisher.web.tokens",
 )
 
 
