@@ -13,6 +13,11 @@ BLUEPRINTS = (
     "publisher.web.channels",
     "publisher.web.settings",
     "publisher.web.calendar_view",
+    "publisher.web.feeds",
+    "publisher.web.archive",
+    "publisher.web.demo",
+    "publisher.web.api",
+    "publisher.web.tokens",
 )
 
 
