@@ -28,11 +28,15 @@ def create_app(config: dict | None = None) -> Flask:
         # Several processes share the file: wait for the writer instead of failing at once.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
     else:
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+        # A server that accepts and never answers must not hang every page: give up after 5 s.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            "pool_pre_ping": True, "pool_size": 5, "max_overflow": 10, "connect_args": {"connect_timeout": 5},
+        }
     app.config.setdefault("MAX_CONTENT_LENGTH", 16 * 1024 * 1024)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["RATELIMIT_STORAGE_URI"] = _limits_uri(app.config["REDIS_URL"])
+    app.config["RATELIMIT_HEADERS_ENABLED"] = True  # Retry-After on 429, so clients know how long to wait
     app.config["RATELIMIT_SWALLOW_ERRORS"] = True  # a Redis outage must not take the site down
     app.config["RATELIMIT_KEY_PREFIX"] = f"{app.config['QUEUE']}-limits"
 

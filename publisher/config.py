@@ -33,6 +33,7 @@ SETTINGS: dict[str, tuple[object, type]] = {
     "RETRY_MAX_SECONDS": (3600.0, float),
     "PUBLIC_RATE_LIMIT": ("60 per minute", str),
     "LOGIN_RATE_LIMIT": ("10 per minute", str),
+    "API_RATE_LIMIT": ("600 per minute", str),
     "SESSION_COOKIE_SECURE": (False, bool),
 }
 

@@ -176,9 +176,10 @@ def enqueue(claimed: list[tuple[int, int]]) -> int:
     ]
     try:
         queue.enqueue_many(jobs)
-    except redis.RedisError:
+    except redis.RedisError as exc:
         for i, a in claimed:
-            _move(i, a, (S.QUEUED,), status=S.SCHEDULED, lease_until=None)
+            if _move(i, a, (S.QUEUED,), status=S.SCHEDULED, lease_until=None):
+                _event(i, a, S.SCHEDULED, "queue_lost", message=f"Redis unavailable: {type(exc).__name__}")
         db.session.commit()
         raise
     return len(jobs)

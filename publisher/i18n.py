@@ -15,14 +15,15 @@ LOCALES = ("zh_CN", "en")
 def organisation():
     """The organisation row, created with defaults the first time it is needed."""
     from .extensions import db
-    from .models import Organisation
+    from .models import DEFAULT_ORGANISATION, Organisation
 
     if "organisation" not in g:
         org = db.session.get(Organisation, 1)
         if org is None:
-            org = Organisation(id=1)
+            # The first migration inserts the row; if it is gone, start again from the defaults.
+            # Added, not committed: it is saved with the request's own change, if there is one.
+            org = Organisation(id=1, **DEFAULT_ORGANISATION)
             db.session.add(org)
-            db.session.commit()
         g.organisation = org
     return g.organisation
 

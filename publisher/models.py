@@ -92,14 +92,17 @@ def _str_enum(kind: type[enum.StrEnum]) -> String:
     return String(max(len(v) for v in kind) + 4)
 
 
+DEFAULT_ORGANISATION = {"name": "My community", "timezone": "Asia/Shanghai", "locale": "zh_CN"}
+
+
 class Organisation(db.Model):
     """The one organisation this installation serves (its row id is always 1)."""
 
     __tablename__ = "organisation"
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), default="My community")
-    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
-    locale: Mapped[str] = mapped_column(String(16), default="zh_CN")
+    name: Mapped[str] = mapped_column(String(200), default=DEFAULT_ORGANISATION["name"])
+    timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_ORGANISATION["timezone"])
+    locale: Mapped[str] = mapped_column(String(16), default=DEFAULT_ORGANISATION["locale"])
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from publisher import dispatch
 from publisher.extensions import db
-from publisher.models import Channel, Item, utcnow
+from publisher.models import Channel, Item, Organisation, utcnow
 
 
 def make_channel(type_: str = "webhook", name: str | None = None, **config) -> Channel:
@@ -38,3 +38,12 @@ def scheduled(channels: list[Channel], due_at: datetime | None = None, **item_fi
 
 def later(seconds: float) -> datetime:
     return utcnow() + timedelta(seconds=seconds)
+
+
+def set_organisation(**values) -> Organisation:
+    """Change the organisation's settings (its row exists from the first migration on)."""
+    org = db.session.get(Organisation, 1)
+    for key, value in values.items():
+        setattr(org, key, value)
+    db.session.commit()
+    return org

@@ -43,14 +43,6 @@ def error_of(response, status: int) -> dict:
 
 
 @pytest.fixture
-def client(app, make_app):
-    """Requests in an app context of their own, as in production. (conftest's client shares the
-    test's context, so Flask's g, and the logged-in user kept in it, would carry over between requests.)
-    The test reads the database through its own session: expire it to see what a request wrote."""
-    return make_app().test_client()
-
-
-@pytest.fixture
 def users(app):
     """admin, editor and reviewer. Unlike conftest's fixture of the same name, no password is hashed
     (argon2 takes half a second): these tests call with tokens and sessions, never the login form."""

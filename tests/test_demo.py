@@ -35,9 +35,8 @@ from publisher.models import (
     utcnow,
 )
 from publisher.security import create_user
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, live_server  # noqa: F401  (a fixture)
-from tests.conftest import REPO, SECRET, service_env
-from tests.factories import make_channel, scheduled
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, REPO, SECRET, service_env
+from tests.factories import make_channel, scheduled, set_organisation
 from workers.queues import delivery_queue, get_redis
 
 
@@ -198,7 +197,7 @@ def _watch_receiver(base: str, ready: threading.Event, sent: threading.Event, ex
 
 
 @pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"), reason="no chromium (apt-get install chromium)")
-def test_a_post_arrives_on_the_receiver_page_without_a_reload(live_server):  # noqa: F811
+def test_a_post_arrives_on_the_receiver_page_without_a_reload(live_server):
     """Through a real HTTP server: schedule, tick, a real RQ worker sends, the open page shows it."""
     base = live_server.live_url
     with live_server.app_context():
@@ -302,7 +301,7 @@ def test_demo_command_in_a_subprocess(app, client, base_config, fresh_login_file
 
 
 def test_demo_keeps_an_operators_own_settings_and_accounts(app, fresh_login_file):
-    db.session.add(Organisation(id=1, name="Our own community", timezone="Europe/Berlin", locale="en"))
+    set_organisation(name="Our own community", timezone="Europe/Berlin", locale="en")
     create_user("admin@example.com", "their-own-password", Role.ADMIN)
     db.session.commit()
     text = summary(seed())

@@ -11,8 +11,8 @@ import pytest
 
 from publisher import dispatch
 from publisher.extensions import db
-from publisher.models import Column, Delivery, DeliveryStatus, Item, ItemStatus, Organisation, utcnow
-from tests.factories import make_channel, scheduled, webhook_channel
+from publisher.models import Column, Delivery, DeliveryStatus, Item, ItemStatus, utcnow
+from tests.factories import make_channel, scheduled, set_organisation, webhook_channel
 
 KINDS = {"rss": "application/rss+xml; charset=utf-8", "atom": "application/atom+xml; charset=utf-8"}
 
@@ -78,8 +78,7 @@ def test_org_and_column_feeds_are_valid(app, client, column, kind):
 
 
 def test_language_follows_the_organisation(app, client):
-    db.session.add(Organisation(id=1, name="Open Source Club", locale="en"))
-    db.session.commit()
+    set_organisation(name="Open Source Club", locale="en")
     published(make_channel("feed"))
     resp, parsed = fetch(client, app, "/feeds/all.rss")
     assert b"<language>en</language>" in resp.data and parsed.feed.title == "Open Source Club"

@@ -24,12 +24,6 @@ BASE = "urn:publisher-api"
 
 
 @pytest.fixture
-def client(app, make_app):
-    """Requests in an app context of their own, as in production (see tests/test_api.py)."""
-    return make_app().test_client()
-
-
-@pytest.fixture
 def doc(client) -> dict:
     response = client.get("/api/openapi.json")  # no login: tools read it first
     assert response.status_code == 200

@@ -11,15 +11,8 @@ from sqlalchemy import func, select
 from publisher.extensions import db
 from publisher.models import ApiToken, Role, User
 from publisher.security import create_token
-from tests.browser.conftest import _playwright, browser, live_server  # noqa: F401  (browser fixtures)
 
 TOKEN = re.compile(r"pub_[A-Za-z0-9_-]{40,}")
-
-
-@pytest.fixture
-def client(app, make_app):
-    """Requests in an app context of their own, as in production (see tests/test_api.py)."""
-    return make_app().test_client()
 
 
 @pytest.fixture
@@ -134,7 +127,7 @@ def test_a_token_cannot_manage_tokens(client, users):
     assert len(tokens_of(users["editor"])) == 1
 
 
-def test_in_a_browser_create_copy_and_revoke(browser, live_server, users):  # noqa: F811
+def test_in_a_browser_create_copy_and_revoke(browser, live_server, users):
     editor = users["editor"]
     # Log in as Flask-Login does, with a signed session cookie (the login page has tests of its own).
     cookie = live_server.session_interface.get_signing_serializer(live_server).dumps(

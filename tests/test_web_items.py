@@ -13,11 +13,11 @@ from sqlalchemy import event, func, select, update
 
 from publisher import dispatch
 from publisher.extensions import db
-from publisher.models import Column, Delivery, DeliveryEvent, Item, Organisation, utcnow
+from publisher.models import Column, Delivery, DeliveryEvent, Item, utcnow
 from publisher.web.items import explain
 from tests.conftest import login
 from tests.doubles import Answer
-from tests.factories import make_channel, make_item, scheduled, webhook_channel
+from tests.factories import make_channel, make_item, scheduled, set_organisation, webhook_channel
 
 
 class IsolatedClient(FlaskClient):
@@ -47,12 +47,7 @@ def logged_in(app, role: str) -> FlaskClient:
     return c
 
 
-def set_org(**values) -> None:
-    org = db.session.get(Organisation, 1) or Organisation(id=1)
-    for k, v in values.items():
-        setattr(org, k, v)
-    db.session.add(org)
-    db.session.commit()
+set_org = set_organisation
 
 
 def fresh(model, id_):

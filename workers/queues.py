@@ -7,17 +7,19 @@ from flask import current_app
 from rq import Queue
 
 
-def connect(url: str) -> redis.Redis:
+def connect(url: str, timeout: float = 5.0) -> redis.Redis:
     # Timeouts everywhere: a stopped or stuck Redis must surface as an error within seconds, not a
-    # hang (/healthz answers within them). RQ workers raise socket_timeout for their blocking pops.
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=15)
+    # hang. RQ workers raise socket_timeout for their blocking pops.
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=15)
 
 
-def get_redis() -> redis.Redis:
+def get_redis(purpose: str = "work") -> redis.Redis:
+    """The app's Redis client; purpose "probe" has short timeouts, for /healthz."""
     ext = current_app.extensions
-    if "publisher_redis" not in ext:
-        ext["publisher_redis"] = connect(current_app.config["REDIS_URL"])
-    return ext["publisher_redis"]
+    key = f"publisher_redis_{purpose}"
+    if key not in ext:
+        ext[key] = connect(current_app.config["REDIS_URL"], timeout=2.0 if purpose == "probe" else 5.0)
+    return ext[key]
 
 
 def delivery_queue(connection: redis.Redis | None = None) -> Queue:

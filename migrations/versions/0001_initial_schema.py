@@ -4,6 +4,8 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-23 10:49:17.192064
 """
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -144,6 +146,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_delivery_events_delivery_id'), ['delivery_id'], unique=False)
 
     # ### end Alembic commands ###
+    # The organisation's row with its defaults (models.Organisation), so reading it never writes.
+    organisation = sa.table('organisation', sa.column('id', sa.Integer), sa.column('name', sa.String),
+                            sa.column('timezone', sa.String), sa.column('locale', sa.String),
+                            sa.column('created_at', sa.DateTime(timezone=True)))
+    op.bulk_insert(organisation, [{'id': 1, 'name': 'My community', 'timezone': 'Asia/Shanghai', 'locale': 'zh_CN',
+                                   'created_at': datetime.now(UTC)}])
 
 
 def downgrade() -> None:

@@ -16,7 +16,6 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from ..extensions import csrf, db, limiter, login_manager
-from ..i18n import organisation
 from ..items import Invalid
 from ..security import load_user_from_token
 from . import api_channels, api_deliveries, api_items
@@ -27,7 +26,6 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)  # checked below, for session callers only
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-DEFAULT_API_RATE_LIMIT = "600 per minute"
 
 # (rule, endpoint, view, methods). Endpoints are what url_for and the OpenAPI operationIds use.
 ROUTES = (
@@ -61,7 +59,7 @@ def _caller_key() -> str:
     return request.remote_addr or "unknown"
 
 
-limiter.limit(lambda: current_app.config.get("API_RATE_LIMIT", DEFAULT_API_RATE_LIMIT), key_func=_caller_key)(bp)
+limiter.limit(lambda: current_app.config["API_RATE_LIMIT"], key_func=_caller_key)(bp)
 
 
 @bp.get("/openapi.json")
@@ -75,9 +73,6 @@ def openapi():
 def authenticate() -> None:
     if request.endpoint == "api.openapi":
         return
-    # The first call of organisation() may create its row and commit the session; let that happen
-    # now, not in the middle of a change that an error must still be able to roll back.
-    organisation()
     if "Authorization" in request.headers:
         # A request that brings a token is judged by the token alone, whatever cookie came along.
         user = load_user_from_token(request)

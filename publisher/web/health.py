@@ -23,7 +23,7 @@ def healthz():
         db.session.rollback()
         checks["database"] = f"error: {type(exc).__name__}"
     try:
-        get_redis().ping()
+        get_redis("probe").ping()
         checks["redis"] = "ok"
     except Exception as exc:
         checks["redis"] = f"error: {type(exc).__name__}"

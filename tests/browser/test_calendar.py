@@ -10,9 +10,9 @@ from playwright.sync_api import expect
 
 from publisher import dispatch
 from publisher.extensions import db
-from publisher.models import Column, Item, Organisation, Role
+from publisher.models import Column, Item, Role
 from publisher.security import create_user
-from tests.factories import make_channel
+from tests.factories import make_channel, set_organisation
 
 
 def test_calendar_month_list_filters_and_click(page, live_server):
@@ -23,7 +23,7 @@ def test_calendar_month_list_filters_and_click(page, live_server):
     # today's square only if the calendar shows the organisation's time.
     due = datetime.combine(today, time(6, 30), zone)
     with live_server.app_context():
-        db.session.add(Organisation(id=1, timezone="Asia/Shanghai"))
+        set_organisation(timezone="Asia/Shanghai")
         create_user("editor@example.com", "password-123", Role.EDITOR)
         item = Item(title="Reading club", column=Column(name="Books", slug="books", color="#16a34a"))
         db.session.add(item)

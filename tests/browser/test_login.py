@@ -3,7 +3,7 @@ from playwright.sync_api import expect
 from publisher.extensions import db
 from publisher.models import Role
 from publisher.security import create_user
-from tests.browser.conftest import log_in
+from tests.conftest import log_in
 
 
 def test_login_and_logout(page, live_server):

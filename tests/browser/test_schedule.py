@@ -12,7 +12,7 @@ from sqlalchemy import select
 from publisher.extensions import db
 from publisher.models import Delivery, Role
 from publisher.security import create_user
-from tests.browser.conftest import log_in
+from tests.conftest import log_in
 from tests.factories import webhook_channel
 
 ORG_ZONE = ZoneInfo("Asia/Shanghai")  # the organisation's default; the browser runs in Europe/Berlin
