@@ -21,7 +21,7 @@ $(JS_STAMP): calendar/package.json calendar/package-lock.json
 	touch $@
 
 %.mo: %.po $(PY_STAMP)
-	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@
+	$(BIN)/pybabel compile -i $< -o $@
 
 run: install
 	$(BIN)/publisher db upgrade
@@ -37,7 +37,7 @@ lint: install
 
 # Re-extract the messages after changing user-facing strings, then translate the new ones.
 translations-update: $(PY_STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o publisher/translations/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs=".venv node_modules instance" -o publisher/translations/messages.pot .
 	$(BIN)/pybabel update -i publisher/translations/messages.pot -d publisher/translations
 
 clean:
