@@ -15,7 +15,7 @@ from publisher.extensions import db
 from publisher.models import Channel, Delivery
 from tests.conftest import login
 from tests.factories import make_channel, scheduled
-from tests.test_web_items import IsolatedClient, fresh, logged_in
+from tests.test_web_items import english_client, fresh, logged_in
 
 SECRET = "s3cr3t-Very-Private-9f2e"
 
@@ -35,8 +35,7 @@ class AllKinds(Adapter):
 
 @pytest.fixture
 def client(app):
-    app.test_client_class = IsolatedClient
-    return app.test_client()
+    return english_client(app)
 
 
 @pytest.fixture
@@ -195,11 +194,10 @@ def test_csrf_is_enforced(make_app):
     from publisher.security import create_user
 
     app = make_app(WTF_CSRF_ENABLED=True)
-    app.test_client_class = IsolatedClient
     with app.app_context():
         create_user("admin@example.com", "password-123", Role.ADMIN)
         ch_id = make_channel("feed").id
-    c = app.test_client()
+    c = english_client(app)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', c.get("/login").text).group(1)
     c.post("/login", data={"email": "admin@example.com", "password": "password-123", "csrf_token": token})
     assert c.get("/channels").status_code == 200

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -15,39 +14,28 @@ from publisher import dispatch
 from publisher.extensions import db
 from publisher.models import Column, Delivery, DeliveryEvent, Item, utcnow
 from publisher.web.items import explain
-from tests.conftest import login
+from tests.conftest import IsolatedClient, login
 from tests.doubles import Answer
 from tests.factories import make_channel, make_item, scheduled, set_organisation, webhook_channel
 
 
-class IsolatedClient(FlaskClient):
-    """Runs every request in contexts of its own (its own `g` and database session), as in production.
-
-    The `app` fixture keeps an app context open; requests would otherwise share its `g` (and so the
-    logged-in user) with each other and the test.
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"  # the assertions read English
-
-    def open(self, *args, **kwargs):
-        return contextvars.Context().run(super().open, *args, **kwargs)
+def english_client(app) -> FlaskClient:
+    """A client whose requests run in contexts of their own (see conftest) and ask for English,
+    the language these assertions read (the organisation's default is Chinese)."""
+    c = IsolatedClient(app, app.response_class, use_cookies=True)
+    c.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return c
 
 
 @pytest.fixture
 def client(app):
-    app.test_client_class = IsolatedClient
-    return app.test_client()
+    return english_client(app)
 
 
 def logged_in(app, role: str) -> FlaskClient:
-    c = app.test_client()
+    c = english_client(app)
     assert login(c, f"{role}@example.com").status_code == 302
     return c
-
-
-set_org = set_organisation
 
 
 def fresh(model, id_):
@@ -205,7 +193,7 @@ def test_a_time_in_the_past_is_refused(app, client, users):
     ("Europe/Berlin", "2030-10-27T02:30", datetime(2030, 10, 27, 0, 30, tzinfo=UTC)),  # twice that night: the first
 ])
 def test_the_entered_time_is_in_the_organisations_timezone(app, client, users, zone, entered, utc):
-    set_org(timezone=zone)
+    set_organisation(timezone=zone)
     feed = make_channel("feed")
     login(client, "editor@example.com")
     assert f"time in {zone}" in client.get("/items/new").text
@@ -218,7 +206,7 @@ def test_the_entered_time_is_in_the_organisations_timezone(app, client, users, z
 
 
 def test_a_time_the_clocks_skip_is_refused(app, client, users):
-    set_org(timezone="Europe/Berlin")
+    set_organisation(timezone="Europe/Berlin")
     feed = make_channel("feed")
     login(client, "editor@example.com")
     resp = new_item(client, channel_ids=str(feed.id), when="at", due_at="2030-03-31T02:30")
@@ -236,7 +224,7 @@ def test_the_item_page_sanitises_the_body(app, client, users):
 # --- the list ------------------------------------------------------------------------------------
 
 def test_the_list_shows_newest_first_with_each_channels_status(app, client, users):
-    set_org(timezone="Asia/Shanghai")
+    set_organisation(timezone="Asia/Shanghai")
     old = make_item(title="Older", created_at=utcnow() - timedelta(days=1))
     feed = make_channel("feed", name="Feed")
     (d,) = scheduled([feed], datetime(2030, 1, 1, 12, 0, tzinfo=UTC), title="Newer")
@@ -249,7 +237,6 @@ def test_the_list_shows_newest_first_with_each_channels_status(app, client, user
 
 
 def test_the_list_does_not_query_per_item(app, client, users):
-    set_org(name="Org")  # made on the first page view otherwise, which costs a few statements once
     login(client, "editor@example.com")
     feeds = [make_channel("feed", name=f"Feed {i}") for i in range(2)]
 
@@ -299,7 +286,7 @@ REASON_STATES = [
 
 def test_every_reason_is_explained_in_plain_words(app):
     assert {reason for reason, _status in REASON_STATES} == set(dispatch.REASONS)
-    set_org(timezone="Asia/Shanghai")
+    set_organisation(timezone="Asia/Shanghai")
     at = datetime(2030, 1, 1, 6, 5, 3, tzinfo=UTC)
     with app.test_request_context(headers={"Accept-Language": "en"}):
         sentences = {
@@ -463,12 +450,11 @@ def test_csrf_is_enforced(make_app):
     from publisher.security import create_user
 
     app = make_app(WTF_CSRF_ENABLED=True)
-    app.test_client_class = IsolatedClient
     with app.app_context():
         create_user("editor@example.com", "password-123", Role.EDITOR)
         (d,) = scheduled([make_channel("feed")], utcnow() + timedelta(hours=1))
         item_id, delivery_id = d.item_id, d.id
-    c = app.test_client()
+    c = english_client(app)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', c.get("/login").text).group(1)
     assert c.post("/login", data={"email": "editor@example.com", "password": "password-123",
                                   "csrf_token": token}).status_code == 302

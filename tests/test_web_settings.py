@@ -11,13 +11,12 @@ from publisher.extensions import db
 from publisher.models import Organisation, Role, User
 from publisher.security import create_user
 from tests.conftest import login
-from tests.test_web_items import IsolatedClient, fresh, logged_in
+from tests.test_web_items import english_client, fresh, logged_in
 
 
 @pytest.fixture
 def client(app):
-    app.test_client_class = IsolatedClient
-    return app.test_client()
+    return english_client(app)
 
 
 def user(email: str) -> User:
@@ -77,7 +76,7 @@ def test_create_a_user(app, client, users):
     assert "User wang.li@example.com is created." in resp.text and "王丽" in resp.text
     made = user("wang.li@example.com")
     assert made.role == "reviewer" and made.name == "王丽" and made.active
-    assert login(app.test_client(), "wang.li@example.com", "eight888").status_code == 302
+    assert login(english_client(app), "wang.li@example.com", "eight888").status_code == 302
 
 
 def test_change_role(app, client, users):
@@ -128,21 +127,20 @@ def test_deactivate_and_reactivate(app, client, users):
     resp = client.post(f"/settings/users/{uid}/active", follow_redirects=True)
     assert "can no longer log in" in resp.text and not user("editor@example.com").active
     assert editor.get("/").status_code == 302  # the open session ends too
-    assert login(app.test_client(), "editor@example.com").status_code == 401
+    assert login(english_client(app), "editor@example.com").status_code == 401
     page = client.get("/settings").text
     assert re.search(rf'<tr id="user-{uid}">.*?Reactivate', page, re.S)
     client.post(f"/settings/users/{uid}/active")
     assert user("editor@example.com").active
-    assert login(app.test_client(), "editor@example.com").status_code == 302
+    assert login(english_client(app), "editor@example.com").status_code == 302
 
 
 def test_csrf_is_enforced(make_app):
     app = make_app(WTF_CSRF_ENABLED=True)
-    app.test_client_class = IsolatedClient
     with app.app_context():
         create_user("admin@example.com", "password-123", Role.ADMIN)
         db.session.commit()
-    c = app.test_client()
+    c = english_client(app)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', c.get("/login").text).group(1)
     c.post("/login", data={"email": "admin@example.com", "password": "password-123", "csrf_token": token})
     assert c.get("/settings").status_code == 200

@@ -256,7 +256,6 @@ def index():
 @bp.route("/items/new", methods=["GET", "POST"])
 @role_required(Role.EDITOR)
 def new():
-    # Read before any change: the first read of the organisation creates its row and commits.
     zone = org_zone()
     form = NewItemForm()
     form.column_id.choices = _column_choices()
@@ -304,7 +303,7 @@ def deliveries(item_id: int):
 @bp.post("/items/<int:item_id>/schedule")
 @role_required(Role.EDITOR)
 def schedule(item_id: int):
-    zone = org_zone()  # before any change, as in new()
+    zone = org_zone()
     item = _load(item_id)
     form = ScheduleForm()
     channels = _offer_channels(form)
