@@ -156,6 +156,12 @@ def _load(item_id: int) -> Item:
 
 # --- what a delivery's state means, in words ---------------------------------------------------
 
+STATUS_NAMES = {
+    DeliveryStatus.SCHEDULED: _l("scheduled"), DeliveryStatus.QUEUED: _l("queued"),
+    DeliveryStatus.SENDING: _l("being sent"), DeliveryStatus.SENT: _l("sent"), DeliveryStatus.FAILED: _l("failed"),
+    DeliveryStatus.UNCONFIRMED: _l("unconfirmed"), DeliveryStatus.CANCELLED: _l("cancelled"),
+}
+
 REASON_LABELS = {
     "scheduled": _l("Planned"),
     "claimed": _l("Picked up"),
@@ -351,7 +357,7 @@ def act(item_id: int, delivery_id: int, action: str):
         db.session.rollback()
         db.session.refresh(delivery)
         flash(_("The delivery to %(channel)s is %(status)s by now, so nothing was changed.", channel=channel,
-                status=delivery.status), "error")
+                status=STATUS_NAMES.get(delivery.status, delivery.status)), "error")
     return redirect(url_for("items.show", item_id=item_id))
 
 
