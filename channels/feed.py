@@ -6,14 +6,16 @@ whose delivery to a feed channel was sent. Nothing leaves the machine, so a repe
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
+
 from .base import Channel, Field, Limits, Message, Post, Receipt
 
 
 class Feed(Channel):
     type = "feed"
-    label = "RSS / Atom feed"
+    label = _l("RSS / Atom feed")
     idempotent = True
-    fields = (Field("title", "Feed title (optional)", required=False),)
+    fields = (Field("title", _l("Feed title (optional)"), required=False),)
     limits = Limits(markup="html")
 
     def render(self, post: Post) -> Message:

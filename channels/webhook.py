@@ -15,6 +15,8 @@ import hmac
 import json
 import time
 
+from flask_babel import lazy_gettext as _l
+
 from .base import Channel, Field, Limits, Message, Post, Receipt
 from .errors import Permanent, RateLimited, Retryable
 from .http import request, retry_after_seconds
@@ -30,12 +32,12 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 class Webhook(Channel):
     type = "webhook"
-    label = "Signed webhook"
+    label = _l("Signed webhook")
     idempotent = True
     fields = (
-        Field("url", "URL", kind="url"),
-        Field("secret", "Signing secret", secret=True),
-        Field("timeout", "Timeout (seconds)", required=False, kind="integer", default=10),
+        Field("url", _l("URL"), kind="url"),
+        Field("secret", _l("Signing secret"), secret=True),
+        Field("timeout", _l("Timeout (seconds)"), required=False, kind="integer", default=10),
     )
     limits = Limits(markup="json")
 

@@ -97,7 +97,8 @@ def reschedule(delivery: Delivery, due_at: datetime) -> bool:
 
 
 def cancel(delivery: Delivery) -> bool:
-    ok = _move(delivery.id, delivery.attempt, (S.SCHEDULED, S.UNCONFIRMED), status=S.CANCELLED, lease_until=None)
+    ok = _move(delivery.id, delivery.attempt, (S.SCHEDULED, S.UNCONFIRMED), status=S.CANCELLED, lease_until=None,
+               last_reason="cancelled")
     if ok:
         _event(delivery.id, delivery.attempt, S.CANCELLED, "cancelled")
     return ok
@@ -107,7 +108,7 @@ def retry_now(delivery: Delivery) -> bool:
     """An editor's explicit retry of a failed or unconfirmed delivery."""
     now = utcnow()
     ok = _move(delivery.id, delivery.attempt, (S.FAILED, S.UNCONFIRMED),
-               status=S.SCHEDULED, next_attempt_at=now, failures=0, lease_until=None)
+               status=S.SCHEDULED, next_attempt_at=now, failures=0, lease_until=None, last_reason="manual")
     if ok:
         _event(delivery.id, delivery.attempt, S.SCHEDULED, "manual", message="retry")
     return ok
@@ -116,7 +117,8 @@ def retry_now(delivery: Delivery) -> bool:
 def mark_sent(delivery: Delivery) -> bool:
     """An editor checked the channel and found the post there."""
     now = utcnow()
-    ok = _move(delivery.id, delivery.attempt, (S.UNCONFIRMED, S.FAILED), status=S.SENT, sent_at=now, lease_until=None)
+    ok = _move(delivery.id, delivery.attempt, (S.UNCONFIRMED, S.FAILED), status=S.SENT, sent_at=now, lease_until=None,
+               last_reason="manual")
     if ok:
         _event(delivery.id, delivery.attempt, S.SENT, "manual", message="marked as sent")
         _item_published(delivery.item_id, now)
@@ -136,6 +138,8 @@ def claim_due(now: datetime | None = None, limit: int | None = None) -> list[tup
     due = (
         select(Delivery.id)
         .where(Delivery.status == S.SCHEDULED, Delivery.next_attempt_at <= now)
+        # A channel that is switched off holds its deliveries until it is switched on again.
+        .where(Delivery.channel_id.in_(select(Channel.id).where(Channel.enabled.is_(True))))
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
         .with_for_update(skip_locked=True)

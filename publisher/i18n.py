@@ -6,7 +6,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Flask, g, request, session
-from flask_babel import Babel, format_datetime
+from flask_babel import Babel, format_datetime, get_locale
 from flask_login import current_user
 
 LOCALES = ("zh_CN", "en")
@@ -53,8 +53,14 @@ def localtime(value: datetime | None, fmt: str = "yyyy-MM-dd HH:mm:ss") -> str:
     return format_datetime(value, fmt) if value else ""
 
 
+def locale_code() -> str:
+    """The active language as one of LOCALES (Babel spells zh_CN as zh_Hans_CN)."""
+    return "zh_CN" if get_locale().language == "zh" else "en"
+
+
 def init_i18n(app: Flask, babel: Babel) -> None:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.jinja_env.globals["locale_code"] = locale_code
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.globals["organisation"] = organisation
     app.jinja_env.globals["LOCALES"] = LOCALES

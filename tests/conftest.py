@@ -136,7 +136,9 @@ class IsolatedClient(FlaskClient):
 @pytest.fixture
 def client(app):
     app.test_client_class = IsolatedClient
-    return app.test_client()
+    client = app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"  # assertions read English; zh_CN is tested on purpose
+    return client
 
 
 @pytest.fixture

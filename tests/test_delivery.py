@@ -217,3 +217,14 @@ def test_naive_datetimes_are_refused(app, value):
     with pytest.raises(ValueError):
         dispatch.schedule(item, [ch], datetime(2026, 1, 1, 12, 0))
     db.session.rollback()
+
+
+def test_a_switched_off_channel_holds_its_deliveries(app):
+    ch = make_channel("feed")
+    (d,) = scheduled([ch])
+    ch.enabled = False
+    db.session.commit()
+    assert dispatch.claim_due() == []
+    ch.enabled = True
+    db.session.commit()
+    assert dispatch.claim_due() == [(d.id, 1)]

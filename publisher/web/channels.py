@@ -206,8 +206,8 @@ def toggle(channel_id: int):
     if channel.enabled:
         flash(_("Channel %(name)s is switched on.", name=channel.name), "success")
     else:
-        flash(_("Channel %(name)s is switched off: nothing new can be scheduled on it. Deliveries already "
-                "planned still go out; cancel them on their items if they should not.", name=channel.name), "info")
+        flash(_("Channel %(name)s is switched off: its planned deliveries wait until it is switched on again, "
+                "and nothing new can be scheduled on it.", name=channel.name), "info")
     return redirect(url_for("channels.index"))
 
 

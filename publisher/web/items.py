@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -39,13 +38,6 @@ bp = Blueprint("items", __name__)
 
 FINAL_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.UNCONFIRMED, DeliveryStatus.CANCELLED)
 PER_PAGE = 50
-
-
-@bp.app_context_processor
-def _layout() -> dict:
-    # base.html needs the active language as one of LOCALES; Flask-Babel 4 gives templates no
-    # get_locale, and Babel spells zh_CN as zh_Hans_CN.
-    return {"locale_code": lambda: "zh_CN" if get_locale().language == "zh" else "en"}
 
 
 # --- forms ---------------------------------------------------------------------------------------
