@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import getpass
 import os
 import signal
@@ -37,7 +39,11 @@ def up(workers: int) -> None:
     children: dict[str, subprocess.Popen] = {}
 
     def start(name: str) -> None:
-        children[name] = subprocess.Popen([sys.executable, "-m", "publisher", *commands[name]], env=env)
+        # Each child in a session of its own: Ctrl-C reaches only `up`, which then stops every child
+        # with SIGTERM, the graceful signal for all three (gunicorn's SIGINT "quick" shutdown waits
+        # out idle keep-alive connections, then kills its workers).
+        children[name] = subprocess.Popen([sys.executable, "-m", "publisher", *commands[name]], env=env,
+                                          start_new_session=True, preexec_fn=_die_with_parent)
 
     stopping = False
 
@@ -73,6 +79,12 @@ def up(workers: int) -> None:
         if embedded:
             embedded_redis.stop(app.instance_path)
         click.echo("publisher stopped.")
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM if `up` itself dies (even by SIGKILL), so nothing is left running."""
+    with contextlib.suppress(OSError):  # not Linux: the children are stopped by `up` on its way out
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 @main.command(help="Serve the web app with gunicorn.")
