@@ -13,13 +13,13 @@ from datetime import datetime, timedelta
 
 import redis
 from flask import current_app
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from channels import registry
 from channels.errors import ChannelError, OutcomeUnknown, Permanent, RateLimited, Retryable
 
 from .extensions import db
-from .models import Channel, Delivery, DeliveryEvent, Item, ItemStatus, utcnow
+from .models import SENDABLE_ITEM_STATUSES, Channel, Column, Delivery, DeliveryEvent, Item, ItemStatus, utcnow
 from .models import DeliveryStatus as S
 from .posts import build_post
 
@@ -80,7 +80,11 @@ def schedule(item: Item, channels: list[Channel], due_at: datetime) -> list[Deli
         for ch in channels
     ]
     db.session.add_all(deliveries)
-    if item.status == ItemStatus.DRAFT:
+    if item.planned_at is None:
+        item.planned_at = due_at
+    # Planned deliveries of an item that still waits for review stay planned: the claim only takes
+    # deliveries of scheduled or published items. Approval (workflow.py) makes it scheduled.
+    if item.status == ItemStatus.APPROVED or (item.status == ItemStatus.DRAFT and not _approval_required()):
         item.status = ItemStatus.SCHEDULED
     db.session.flush()
     for d in deliveries:
@@ -140,6 +144,8 @@ def claim_due(now: datetime | None = None, limit: int | None = None) -> list[tup
         .where(Delivery.status == S.SCHEDULED, Delivery.next_attempt_at <= now)
         # A channel that is switched off holds its deliveries until it is switched on again.
         .where(Delivery.channel_id.in_(select(Channel.id).where(Channel.enabled.is_(True))))
+        # Nothing reaches a channel before approval (or with approval switched off).
+        .where(Delivery.item_id.in_(select(Item.id).where(Item.status.in_(SENDABLE_ITEM_STATUSES))))
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -329,8 +335,31 @@ def _finish(delivery: Delivery, attempt: int, status: str, reason: str, *, code=
     return status
 
 
+def _approval_required() -> bool:
+    from .i18n import organisation
+
+    return organisation().require_approval
+
+
 def _item_published(item_id: int, now: datetime) -> None:
+    """The first sent delivery publishes the item and gives it the column's next issue number."""
+    column_id = db.session.scalar(
+        select(Item.column_id).where(Item.id == item_id, Item.status == ItemStatus.SCHEDULED)
+    )
+    values: dict = {"status": ItemStatus.PUBLISHED, "published_at": now}
+    if column_id is not None:
+        # Lock the column row (PostgreSQL) so two items published at once get different numbers;
+        # SQLite serialises writers anyway.
+        first = db.session.scalar(select(Column.first_issue).where(Column.id == column_id).with_for_update())
+        last = db.session.scalar(select(func.max(Item.issue_number)).where(Item.column_id == column_id))
+        values["issue_number"] = (last + 1) if last is not None else first
     db.session.execute(
+        update(Item)
+        .where(Item.id == item_id, Item.status == ItemStatus.SCHEDULED, Item.issue_number.is_(None))
+        .values(**values),
+        execution_options={"synchronize_session": False},
+    )
+    db.session.execute(  # published again (numbered before): only the status
         update(Item)
         .where(Item.id == item_id, Item.status == ItemStatus.SCHEDULED)
         .values(status=ItemStatus.PUBLISHED, published_at=now),

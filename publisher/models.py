@@ -6,12 +6,14 @@ import enum
 import secrets
 from datetime import UTC, datetime
 
+from sqlalchemy import Column as sa_Column
 from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -70,9 +72,26 @@ class Format(enum.StrEnum):
 
 
 class ItemStatus(enum.StrEnum):
+    """draft -> in_review -> approved -> scheduled -> published (see workflow.py).
+
+    With approval switched off, draft goes straight to scheduled. Only scheduled and published
+    items have deliveries that the scheduler may claim: nothing reaches a channel unapproved.
+    """
+
     DRAFT = "draft"
+    IN_REVIEW = "in_review"
+    APPROVED = "approved"
     SCHEDULED = "scheduled"
     PUBLISHED = "published"
+
+
+SENDABLE_ITEM_STATUSES = (ItemStatus.SCHEDULED, ItemStatus.PUBLISHED)
+
+
+class MediaKind(enum.StrEnum):
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -103,6 +122,10 @@ class Organisation(db.Model):
     name: Mapped[str] = mapped_column(String(200), default=DEFAULT_ORGANISATION["name"])
     timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_ORGANISATION["timezone"])
     locale: Mapped[str] = mapped_column(String(16), default=DEFAULT_ORGANISATION["locale"])
+    # Nothing reaches a channel before a reviewer approved it, unless this is switched off.
+    require_approval: Mapped[bool] = mapped_column(default=True)
+    # The secret part of the calendar subscription (.ics) URLs; changing it revokes old links.
+    ics_token: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_urlsafe(24))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -154,8 +177,16 @@ class ApiToken(db.Model):
     user: Mapped[User] = relationship()
 
 
+column_channels = Table(
+    "column_channels",
+    db.metadata,
+    sa_Column("column_id", ForeignKey("columns.id", ondelete="CASCADE"), primary_key=True),
+    sa_Column("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
 class Column(db.Model):
-    """A branded, recurring programme (栏目)."""
+    """A branded, recurring programme (栏目): a cadence of slots, numbered issues, rotating themes."""
 
     __tablename__ = "columns"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -163,7 +194,63 @@ class Column(db.Model):
     slug: Mapped[str] = mapped_column(String(80), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     color: Mapped[str] = mapped_column(String(16), default="#3b82f6")
+    # Brand kit: how every post of the column opens and closes.
+    intro: Mapped[str] = mapped_column(Text, default="")
+    signoff: Mapped[str] = mapped_column(Text, default="")
+    hashtags: Mapped[str] = mapped_column(String(300), default="")  # space-separated, without '#'
+    cover_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
+    # Cadence: an RFC 5545 RRULE (without DTSTART) expanded from `cadence_start` in `timezone`,
+    # so "every Tuesday 20:00" stays 20:00 local across daylight-saving changes.
+    timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_ORGANISATION["timezone"])
+    cadence: Mapped[str] = mapped_column(String(500), default="")
+    cadence_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_issue: Mapped[int] = mapped_column(default=1)  # the number of the column's first issue
+    themes: Mapped[str] = mapped_column(Text, default="")  # one per line, rotating per issue
+    slots_ahead: Mapped[int] = mapped_column(default=3)  # warn when any of the next N slots is open
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    active: Mapped[bool] = mapped_column(default=True)
+    ics_token: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_urlsafe(24))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    owner: Mapped[User | None] = relationship()
+    cover: Mapped[Media | None] = relationship()
+    default_channels: Mapped[list[Channel]] = relationship(secondary=column_channels, order_by="Channel.name")
+
+    @property
+    def theme_list(self) -> list[str]:
+        return [t.strip() for t in self.themes.splitlines() if t.strip()]
+
+    @property
+    def hashtag_list(self) -> list[str]:
+        return [t.lstrip("#") for t in self.hashtags.split() if t.lstrip("#")]
+
+
+class Media(db.Model):
+    """An uploaded file, checked by its content and stored under a random name outside static/."""
+
+    __tablename__ = "media"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(_str_enum(MediaKind))
+    original_name: Mapped[str] = mapped_column(String(255), default="")
+    stored_name: Mapped[str] = mapped_column(String(80), unique=True)
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    alt: Mapped[str] = mapped_column(String(300), default="")
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+item_media = Table(
+    "item_media",
+    db.metadata,
+    sa_Column("item_id", ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    sa_Column("media_id", ForeignKey("media.id", ondelete="CASCADE"), primary_key=True),
+    sa_Column("position", Integer, nullable=False, default=0),
+)
 
 
 class Item(db.Model):
@@ -181,14 +268,58 @@ class Item(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the item is planned to go out: its place on the calendar, and the column slot it fills
+    # when it equals one of the column's slot times. Deliveries are due at this time.
+    planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # Issue number (第N期): assigned when the item is first published, in publishing order.
+    issue_number: Mapped[int | None] = mapped_column(Integer)
+    theme: Mapped[str] = mapped_column(String(200), default="")
+    # Format-specific fields (see Format): a cover for articles, a link or file for video/audio,
+    # time and place for events. Images are in `media`.
+    cover_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
+    file_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
+    link_url: Mapped[str] = mapped_column(String(1000), default="")
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    event_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    event_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    event_place: Mapped[str] = mapped_column(String(300), default="")
+    event_url: Mapped[str] = mapped_column(String(1000), default="")
+    # The last review decision.
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    review_comment: Mapped[str] = mapped_column(Text, default="")
     # Optimistic locking: a save based on a stale copy is refused instead of overwriting.
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     column: Mapped[Column | None] = relationship()
-    author: Mapped[User | None] = relationship()
+    author: Mapped[User | None] = relationship(foreign_keys=[author_id])
+    reviewed_by: Mapped[User | None] = relationship(foreign_keys=[reviewed_by_id])
+    cover: Mapped[Media | None] = relationship(foreign_keys=[cover_id])
+    file: Mapped[Media | None] = relationship(foreign_keys=[file_id])
+    media: Mapped[list[Media]] = relationship(secondary=item_media, order_by=item_media.c.position)
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="item", order_by="Delivery.id")
+    history: Mapped[list[ItemEvent]] = relationship(
+        back_populates="item", order_by="ItemEvent.id", cascade="all, delete-orphan"
+    )
 
     __mapper_args__ = {"version_id_col": version}
+
+
+class ItemEvent(db.Model):
+    """An item's history: who did what, when, and what changed (field: [before, after])."""
+
+    __tablename__ = "item_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # created, edited, submitted, approved, sent_back, scheduled, rescheduled, republished, published …
+    action: Mapped[str] = mapped_column(String(32))
+    changes: Mapped[str] = mapped_column(Text, default="")  # JSON
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+    item: Mapped[Item] = relationship(back_populates="history")
+    user: Mapped[User | None] = relationship()
 
 
 class Channel(db.Model):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, insert, text, update
 from werkzeug.serving import make_server
 
 from publisher import create_app, embedded_redis
@@ -77,7 +77,17 @@ def base_config(instance_dir, database_url, redis_url) -> dict:
 
 @pytest.fixture(scope="session")
 def _migrated(base_config):
-    upgrade(create_app(dict(base_config)))
+    app = create_app(dict(base_config))
+    upgrade(app)
+    with app.app_context():
+        _test_organisation(app)
+
+
+def _test_organisation(app) -> None:
+    """Approval is on by default in production; most tests are about what happens after it, so
+    they start with it off. The workflow tests switch it on."""
+    with db.engine.begin() as conn:
+        conn.execute(update(Organisation).where(Organisation.id == 1).values(require_approval=False))
 
 
 def _clean(app) -> None:
@@ -92,6 +102,7 @@ def _clean(app) -> None:
                     conn.execute(text(f"DELETE FROM {name}"))
             # Every test starts like a freshly migrated database: with the organisation's default row.
             conn.execute(insert(Organisation).values(id=1, **DEFAULT_ORGANISATION))
+        _test_organisation(app)
         from workers.queues import get_redis
 
         get_redis().flushdb()
