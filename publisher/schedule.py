@@ -1,0 +1,157 @@
+"""Cadences, slots, issue numbers, themes and gaps: the arithmetic of branded columns.
+
+A column's cadence is an RFC 5545 RRULE expanded from its `cadence_start` in the column's own
+timezone, so "every Tuesday 20:00" stays 20:00 local time across daylight-saving changes.
+A slot is one occurrence from now on; it is filled when an item of the column is planned at
+exactly that time. Issue numbers are final when an item is published (dispatch._item_published);
+before that, the calendar predicts them by counting forward in time order over the column's
+planned items and open slots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.rrule import rrulestr
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from .extensions import db
+from .models import Column, Item, ItemStatus, utcnow
+
+WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+MAX_OCCURRENCES = 2000  # per query: a daily cadence over five years; guards against FREQ=MINUTELY
+
+
+class InvalidCadence(ValueError):
+    """The rule cannot be used; the message says why, in the user's language."""
+
+
+@dataclass
+class Slot:
+    column_id: int
+    at: datetime  # UTC
+    issue_number: int  # predicted
+    theme: str
+    item_id: int | None = None  # the item that fills it, if any
+
+    @property
+    def open(self) -> bool:
+        return self.item_id is None
+
+
+# --- rules ---------------------------------------------------------------------------------------
+
+def weekly_rule(days: list[str], hour: int, minute: int, interval: int = 1) -> str:
+    """Every `interval` weeks on `days` (MO…SU) at hour:minute."""
+    days = [d for d in WEEKDAYS if d in {x.upper() for x in days}]
+    if not days:
+        raise InvalidCadence(_("Choose at least one day of the week."))
+    rule = f"FREQ=WEEKLY;BYDAY={','.join(days)};BYHOUR={hour};BYMINUTE={minute};BYSECOND=0"
+    return rule if interval == 1 else f"FREQ=WEEKLY;INTERVAL={interval};" + rule.removeprefix("FREQ=WEEKLY;")
+
+
+def monthly_rule(nth: int, day: str, hour: int, minute: int) -> str:
+    """The nth (1–4, or -1 for the last) weekday of every month at hour:minute."""
+    if day.upper() not in WEEKDAYS or nth not in (1, 2, 3, 4, -1):
+        raise InvalidCadence(_("Choose which weekday of the month (first to fourth, or last)."))
+    return f"FREQ=MONTHLY;BYDAY={nth}{day.upper()};BYHOUR={hour};BYMINUTE={minute};BYSECOND=0"
+
+
+def validate_rule(rule: str) -> str:
+    """The rule, normalised; InvalidCadence if it cannot be used as a cadence."""
+    rule = (rule or "").strip().removeprefix("RRULE:")
+    if not rule:
+        return ""
+    if "DTSTART" in rule.upper():
+        raise InvalidCadence(_("Leave DTSTART out: the start is a field of its own."))
+    freq = next((p.split("=", 1)[1].upper() for p in rule.split(";") if p.upper().startswith("FREQ=")), "")
+    if freq not in {"DAILY", "WEEKLY", "MONTHLY", "YEARLY"}:
+        raise InvalidCadence(_("A cadence repeats daily, weekly, monthly or yearly (FREQ=…)."))
+    try:
+        rrulestr(rule, dtstart=datetime(2030, 1, 1, tzinfo=UTC))
+    except (ValueError, TypeError) as exc:
+        raise InvalidCadence(_("This is not a valid repeat rule: %(error)s", error=str(exc))) from None
+    return rule
+
+
+def column_zone(column: Column) -> ZoneInfo:
+    try:
+        return ZoneInfo(column.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def occurrences(column: Column, start: datetime, end: datetime) -> list[datetime]:
+    """The cadence's times in [start, end), in UTC."""
+    if not column.cadence or not column.active:
+        return []
+    zone = column_zone(column)
+    origin = (column.cadence_start or column.created_at or utcnow()).astimezone(zone)
+    # dateutil expands wall-clock times with the zone attached, so 20:00 stays 20:00 local.
+    rule = rrulestr(column.cadence, dtstart=origin.replace(microsecond=0))
+    found: list[datetime] = []
+    for local in rule.xafter(max(start, origin).astimezone(zone) - timedelta(microseconds=1), inc=False):
+        at = local.astimezone(UTC)
+        if at >= end or len(found) >= MAX_OCCURRENCES:
+            break
+        if at >= start:
+            found.append(at)
+    return found
+
+
+# --- slots and numbers -------------------------------------------------------------------------
+
+def theme_for(column: Column, issue_number: int) -> str:
+    themes = column.theme_list
+    return themes[(issue_number - column.first_issue) % len(themes)] if themes else ""
+
+
+def last_issue(column: Column) -> int:
+    last = db.session.scalar(select(func.max(Item.issue_number)).where(Item.column_id == column.id))
+    return last if last is not None else column.first_issue - 1
+
+
+def slots(column: Column, start: datetime, end: datetime, now: datetime | None = None) -> list[Slot]:
+    """The column's slots in [start, end) from `now` on, each with its predicted number and theme.
+
+    Numbers count forward from the last published issue over every planned, unpublished item
+    and every open slot, in time order.
+    """
+    now = now or utcnow()
+    times = occurrences(column, now, end)
+    planned = db.session.execute(
+        select(Item.id, Item.planned_at)
+        .where(Item.column_id == column.id, Item.planned_at.is_not(None), Item.status != ItemStatus.PUBLISHED)
+        .order_by(Item.planned_at, Item.id)
+    ).all()
+    by_time = {p.planned_at.replace(microsecond=0): p.id for p in planned}
+    # One timeline, in time order: planned items (anywhere in time) and open slots (from now on).
+    timeline = sorted([*by_time, *(t for t in times if t not in by_time)])
+    numbers = {at: n for n, at in enumerate(timeline, start=last_issue(column) + 1)}
+    result = []
+    for at in times:
+        if at < start:
+            continue
+        n = numbers[at]
+        result.append(Slot(column.id, at, n, theme_for(column, n), by_time.get(at)))
+    return result
+
+
+def next_slots(column: Column, count: int, now: datetime | None = None) -> list[Slot]:
+    """The next `count` slots from now (looking at most two years ahead)."""
+    now = now or utcnow()
+    return slots(column, now, now + timedelta(days=731), now)[:count]
+
+
+def gaps(now: datetime | None = None) -> list[tuple[Column, list[Slot]]]:
+    """Columns whose next `slots_ahead` slots are not all filled, with those open slots."""
+    found = []
+    for column in db.session.scalars(select(Column).where(Column.active.is_(True)).order_by(Column.name)):
+        upcoming = next_slots(column, column.slots_ahead, now)
+        open_ = [s for s in upcoming if s.open]
+        if open_:
+            found.append((column, open_))
+    return found
