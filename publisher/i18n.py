@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Flask, g, request, session
+from flask import Flask, g, has_request_context, request, session
 from flask_babel import Babel, format_datetime, get_locale
 from flask_login import current_user
 
@@ -29,6 +29,8 @@ def organisation():
 
 
 def select_locale() -> str:
+    if not has_request_context():  # a worker, a command: the organisation's language
+        return organisation().locale
     chosen = session.get("locale")
     if chosen in LOCALES:
         return chosen

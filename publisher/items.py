@@ -77,3 +77,57 @@ def schedule_item(item: Item, channel_ids: list[int], due_at: datetime | None) -
         raise Invalid({"due_at": _("This time is in the past. Choose a later time or publish now.")})
     channels = resolve_channels(channel_ids)
     return dispatch.schedule(item, channels, max(due_at, now))
+
+
+def default_channel_ids(item: Item) -> list[int]:
+    """The channels a new plan for this item offers: its column's default channels."""
+    return [c.id for c in item.column.default_channels if c.enabled] if item.column else []
+
+
+class Conflict(Exception):
+    """Someone else changed the item since the caller read it; the message says what to do."""
+
+
+def move_item(item: Item, planned_at: datetime, version: int | None) -> list[Delivery]:
+    """Move an item on the calendar: its planned time and every delivery that has not started.
+
+    Refused (Conflict) when `version` is not the item's current one, so a drag based on a stale
+    calendar never overwrites someone else's change; refused (Invalid) for a time in the past or
+    an item that already went out (republishing is an explicit act). The caller commits.
+    """
+    if version is not None and version != item.version:
+        raise Conflict(_("Someone else changed this item in the meantime. Reload to see their version."))
+    if planned_at.tzinfo is None:
+        raise Invalid({"planned_at": _("The time needs a timezone.")})
+    if planned_at < utcnow() - PAST_GRACE:
+        raise Invalid({"planned_at": _("This time is in the past. Choose a later time.")})
+    if item.status == "published" or any(d.status not in ("scheduled", "cancelled") for d in item.deliveries):
+        raise Invalid({"planned_at": _("This item has already gone out on a channel; republish it instead.")})
+    item.planned_at = planned_at
+    moved = [d for d in item.deliveries if d.status == "scheduled"]
+    for delivery in moved:
+        dispatch.reschedule(delivery, planned_at)
+    db.session.flush()  # bumps the version: the calendar's next drag must be based on this one
+    return moved
+
+
+def fill_slot(column: Column, at: datetime, author: User | None) -> Item:
+    """A draft for an open slot of `column`, with the issue number and theme the slot predicts.
+
+    No delivery yet: the draft goes out only once it is written, planned on channels (the column's
+    default channels are offered) and approved. The caller commits.
+    """
+    from . import schedule
+
+    slot = next((s for s in schedule.slots(column, at, at + timedelta(seconds=1)) if s.at == at), None)
+    if slot is None:
+        raise Invalid({"at": _("There is no slot of this column at that time.")})
+    if not slot.open:
+        raise Invalid({"at": _("This slot is already filled.")})
+    title = _("%(column)s · No. %(number)d", column=column.name, number=slot.issue_number)
+    if slot.theme:
+        title = f"{title} · {slot.theme}"
+    item = Item(title=title, column=column, planned_at=slot.at, theme=slot.theme, author=author)
+    db.session.add(item)
+    db.session.flush()
+    return item

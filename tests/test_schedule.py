@@ -83,3 +83,35 @@ def test_gaps_name_the_columns_that_run_dry(app):
 def test_no_cadence_no_slots(app):
     col = make_column()
     assert schedule.slots(col, datetime(2030, 1, 1, tzinfo=UTC), datetime(2031, 1, 1, tzinfo=UTC)) == []
+
+
+def test_fill_slot_and_move_item(app):
+    from publisher import dispatch, items
+    from publisher.models import utcnow
+    from tests.factories import make_channel
+
+    now = utcnow()
+    col = make_column(timezone="UTC", cadence="FREQ=DAILY;BYHOUR=12;BYMINUTE=0;BYSECOND=0",
+                      cadence_start=now - timedelta(days=1), themes="A\nB")
+    first = schedule.next_slots(col, 1)[0]
+    item = items.fill_slot(col, first.at, None)
+    db.session.commit()
+    assert item.planned_at == first.at and item.theme == first.theme and item.deliveries == []
+    assert schedule.next_slots(col, 1)[0].item_id == item.id
+    with pytest.raises(items.Invalid):
+        items.fill_slot(col, first.at, None)  # already filled
+    with pytest.raises(items.Invalid):
+        items.fill_slot(col, first.at + timedelta(minutes=1), None)  # not a slot
+
+    (delivery,) = dispatch.schedule(item, [make_channel("feed")], item.planned_at)
+    db.session.commit()
+    version = item.version
+    later = first.at + timedelta(days=1, hours=3)
+    items.move_item(item, later, version)
+    db.session.commit()
+    db.session.expire_all()
+    assert item.planned_at == later and item.deliveries[0].due_at == later and item.version > version
+    with pytest.raises(items.Conflict):
+        items.move_item(item, later + timedelta(hours=1), version)  # based on the old version
+    with pytest.raises(items.Invalid):
+        items.move_item(item, now - timedelta(days=1), item.version)
