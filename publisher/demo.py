@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask, current_app
 from sqlalchemy import select
 
-from . import dispatch
+from . import dispatch, schedule
 from .extensions import db
 from .models import (
     Channel,
@@ -43,23 +43,33 @@ ORG_NAME = "开源社区运营 Demo"
 ORG_TIMEZONE = "Asia/Shanghai"
 ORG_LOCALE = "zh_CN"
 LOGIN_FILE = "demo-login.txt"
-ACCOUNTS = (("admin@example.com", Role.ADMIN, "管理员 Admin"), ("editor@example.com", Role.EDITOR, "编辑小周 Zhou"))
+ACCOUNTS = (
+    ("admin@example.com", Role.ADMIN, "管理员 Admin"),
+    ("editor@example.com", Role.EDITOR, "编辑小周 Zhou"),
+    ("reviewer@example.com", Role.REVIEWER, "审核老王 Wang"),
+)
 # Members who contributed stories. Items name their author by account; these cannot log in.
 MEMBERS = (("lin.xiao@example.com", "林晓 Lin Xiao"), ("chen.yu@example.com", "陈雨 Chen Yu"))
 WECOM = "企业微信群 · 演示"
 DINGTALK = "钉钉群 · 演示"
 FEED = "公开订阅 RSS/Atom"
-TOUR = "Create an item on /items/new, choose 企业微信群 · 演示, set a time 10 seconds ahead, and watch /demo/receiver"
+TOUR = ("As the editor, create an item on /items/new for 企业微信群 · 演示 a minute ahead and submit it "
+        "for review; as the reviewer (or the admin) approve it; then watch /demo/receiver. "
+        "/dashboard shows the columns' open slots.")
 
+# slug, name, colour, description, then the cadence (RRULE, column timezone Asia/Shanghai) and themes.
 COLUMNS = (
     ("product-night", "周二产品夜话 · Tuesday Product Night", "#7c3aed",
      "每周二晚 20:00 的线上分享：产品经理和维护者聊他们的真实决策。\n"
-     "Every Tuesday at 20:00 (Beijing time): maintainers and product people on real decisions."),
+     "Every Tuesday at 20:00 (Beijing time): maintainers and product people on real decisions.",
+     "FREQ=WEEKLY;BYDAY=TU;BYHOUR=20;BYMINUTE=0;BYSECOND=0", "产品决策 Decisions\n文档 Docs\n社区治理 Governance"),
     ("member-stories", "会员故事 · Member Stories", "#059669",
      "由社区成员投稿的故事：第一次贡献、第一次办活动、第一次踩坑。\n"
-     "Stories written by our members: first contributions, first meetups, first mistakes."),
+     "Stories written by our members: first contributions, first meetups, first mistakes.",
+     "FREQ=WEEKLY;BYDAY=FR;BYHOUR=12;BYMINUTE=0;BYSECOND=0", ""),
     ("weekly-picks", "每周精选 · Weekly Picks", "#d97706",
-     "每周一早上，编辑部挑选的 5 篇值得一读的内容。\nFive things worth reading, picked by the editors every Monday."),
+     "每周一早上，编辑部挑选的 5 篇值得一读的内容。\nFive things worth reading, picked by the editors every Monday.",
+     "FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0;BYSECOND=0", "工具 Tools\n活动 Events\n文档 Docs\n增长 Growth"),
 )
 
 
@@ -247,12 +257,15 @@ def _accounts(result: DemoResult) -> dict[str, User]:
     return users
 
 
-def _columns(result: DemoResult) -> dict[str, Column]:
+def _columns(result: DemoResult, channels: dict[str, Channel], owner: User) -> dict[str, Column]:
     columns = {}
-    for slug, name, color, description in COLUMNS:
+    for slug, name, color, description, cadence, themes in COLUMNS:
         column = db.session.scalar(select(Column).where(Column.slug == slug))
         if column is None:
-            column = Column(slug=slug, name=name, color=color, description=description)
+            column = Column(slug=slug, name=name, color=color, description=description, cadence=cadence,
+                            themes=themes, timezone=ORG_TIMEZONE, cadence_start=utcnow() - timedelta(days=30),
+                            owner=owner, default_channels=[channels[WECOM], channels[DINGTALK], channels[FEED]],
+                            intro=f"【{name.split(' · ')[0]}】", hashtags="开源社区 OpenSource")
             db.session.add(column)
             result.made("columns")
         columns[slug] = column
@@ -290,7 +303,12 @@ def _local(zone: ZoneInfo, day: int, at: time) -> datetime:
 def _published(item: Item, feed: Channel, sent_at: datetime) -> None:
     """An item that went out on the feed channel days ago, recorded as the worker would have."""
     item.status = ItemStatus.PUBLISHED
-    item.published_at = sent_at
+    item.published_at = item.planned_at = sent_at
+    column = item.column
+    numbers = [i.issue_number for i in db.session.scalars(select(Item).where(Item.column_id == column.id))
+               if i.issue_number is not None]
+    item.issue_number = max(numbers, default=column.first_issue - 1) + 1
+    item.theme = schedule.theme_for(column, item.issue_number)
     item.created_at = sent_at - timedelta(days=1)
     item.updated_at = sent_at
     delivery = Delivery(item=item, channel=feed, status=DeliveryStatus.SENT, due_at=sent_at,
@@ -322,6 +340,8 @@ def _items(result: DemoResult, org: Organisation, users: dict[str, User], column
             _published(item, channels[FEED], when)
             result.made("published items")
         else:
+            # Reviewed and approved already, so they go out on their own when they are due.
+            item.status, item.reviewed_by, item.reviewed_at = ItemStatus.APPROVED, users["reviewer@example.com"], now
             dispatch.schedule(item, [channels[WECOM], channels[DINGTALK]], when)
             result.made("scheduled items")
 
@@ -332,8 +352,8 @@ def seed() -> DemoResult:
                         login_file=Path(current_app.instance_path) / LOGIN_FILE)
     org = _organisation(result)
     users = _accounts(result)
-    columns = _columns(result)
     channels = _channels(result)
+    columns = _columns(result, channels, users["editor@example.com"])
     db.session.flush()
     _items(result, org, users, columns, channels)
     db.session.commit()

@@ -255,7 +255,7 @@ def fresh_login_file(app):
 def test_demo_twice_changes_nothing(app, client, fresh_login_file):
     first = summary(seed())
     before = counts()
-    assert before == {"organisation": 1, "users": 4, "columns": 3, "channels": 3, "items": 10,
+    assert before == {"organisation": 1, "users": 5, "columns": 3, "channels": 3, "items": 10,
                       "deliveries": 6 + 4 * 2, "delivery_events": 6 * 2 + 4 * 2}
     second = summary(seed())
     assert counts() == before
