@@ -157,6 +157,7 @@ def test_real_answers_match_the_schemas(app, client, doc, drain, webhook_double,
     api.call("get", "/api/items", 200, reviewer, query="?limit=1&page=1")
     api.call("get", "/api/items/{item_id}", 200, reviewer, item_id=item["id"])
     api.call("get", "/api/items/{item_id}/deliveries", 200, reviewer, item_id=item["id"])
+    api.call("get", "/api/items/{item_id}/previews", 200, reviewer, item_id=item["id"])
     api.call("get", "/api/deliveries", 200, reviewer, query="?status=sent")
     api.call("get", "/api/deliveries/{delivery_id}", 200, reviewer, delivery_id=failing_id)
     api.call("post", "/api/deliveries/{delivery_id}/cancel", 200, editor, delivery_id=later_one["id"])

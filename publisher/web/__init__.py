@@ -18,6 +18,7 @@ BLUEPRINTS = (
     "publisher.web.demo",
     "publisher.web.api",
     "publisher.web.tokens",
+    "publisher.web.previews",
 )
 
 

@@ -278,6 +278,20 @@ for _action, _summary in (("cancel", "Cancel a scheduled or unconfirmed delivery
         "post": _op(f"delivery{_op_id}", _summary, _ok("DeliveryDetail"), errors=("404", "409"),
                     params=("delivery_id", *WRITE), tag=DELIVERY),
     }
+SCHEMAS["Preview"] = _obj({  # publisher/previews.py
+    "channel_id": ID, "channel_name": TEXT, "channel_type": TEXT, "type_label": TEXT, "enabled": {"type": "boolean"},
+    "payload": {"type": "string", "description": "what the channel receives (pretty JSON for JSON payloads)"},
+    "text": {"type": "string", "description": "the adapter's text preview"},
+    "length": {"type": "integer", "description": "of `text`, counted in `unit`"},
+    "unit": {"enum": ["characters", "bytes", "utf16"]}, "max_length": {"type": ["integer", "null"]},
+    "over_limit": {"type": "boolean"}, "over_by": {"type": "integer", "description": "0 when it fits"},
+    "markup": TEXT, "error": {"type": "string", "description": "why it cannot be rendered; empty when it can"},
+})
+SCHEMAS["PreviewList"] = _list("Preview")
+PATHS["/api/items/{item_id}/previews"] = {
+    "get": _op("listItemPreviews", "What each planned channel will receive, rendered by its adapter",
+               _ok("PreviewList"), errors=("404",), params=("item_id",), tag=ITEM),
+}
 PATHS["/api/openapi.json"] = {
     "get": {"operationId": "openapi", "summary": "This document (no login needed)", "tags": ["meta"],
             "security": [], "responses": {"200": {"description": "OpenAPI 3.1",
