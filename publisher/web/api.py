@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from ..extensions import csrf, db, limiter, login_manager
 from ..items import Invalid
 from ..security import load_user_from_token
-from . import api_channels, api_deliveries, api_items
+from . import api_calendar, api_channels, api_deliveries, api_items
 from .api_common import ApiError
 from .openapi import document
 
@@ -36,6 +36,9 @@ ROUTES = (
     ("/items/<int:item_id>", "item_delete", api_items.delete, ["DELETE"]),
     ("/items/<int:item_id>/deliveries", "item_deliveries", api_items.list_deliveries, ["GET"]),
     ("/items/<int:item_id>/deliveries", "item_schedule", api_items.schedule_more, ["POST"]),
+    ("/calendar/events", "calendar_events", api_calendar.events, ["GET"]),
+    ("/calendar/items/<int:item_id>/move", "calendar_move", api_calendar.move, ["POST"]),
+    ("/calendar/slots/fill", "calendar_fill", api_calendar.fill, ["POST"]),
     ("/channels", "channels", api_channels.list_channels, ["GET"]),
     ("/channels", "channel_create", api_channels.create, ["POST"]),
     ("/channels/<int:channel_id>", "channel", api_channels.get_channel, ["GET"]),

@@ -292,6 +292,76 @@ PATHS["/api/items/{item_id}/previews"] = {
     "get": _op("listItemPreviews", "What each planned channel will receive, rendered by its adapter",
                _ok("PreviewList"), errors=("404",), params=("item_id",), tag=ITEM),
 }
+WALL_CLOCK = {"type": "string", "description": "the organisation's wall-clock time WITHOUT an offset, "
+              "e.g. 2030-03-05T20:00:00 (the calendar shows the organisation's time whatever the browser's zone)"}
+_EVENT_COLUMN = _nullable(_obj({"id": ID, "name": TEXT, "color": TEXT}))
+SCHEMAS |= {  # publisher/web/api_calendar.py
+    "CalendarItemProps": _obj({
+        "kind": {"const": "item"}, "itemId": ID, "itemTitle": TEXT,
+        "version": {"type": "integer", "description": "send it back when moving the item"},
+        "status": {"enum": list(ItemStatus)}, "statusLabel": TEXT,
+        "issueNumber": {"type": ["integer", "null"], "description": "final once published, else predicted"},
+        "numberFinal": {"type": "boolean"}, "theme": TEXT, "column": _EVENT_COLUMN,
+        "origin": {"enum": list(Origin)}, "format": {"enum": list(Format)},
+        "deliveries": {"type": "array", "items": _obj({
+            "channelId": ID, "channel": TEXT, "status": {"enum": list(DeliveryStatus)}, "statusLabel": TEXT})},
+    }),
+    "CalendarSlotProps": _obj({
+        "kind": {"const": "slot"}, "column": _EVENT_COLUMN,
+        "issueNumber": {"type": "integer", "description": "the number the slot will get"}, "theme": TEXT,
+        "at": {**TIME, "description": "the slot's time in UTC: send it to fill the slot"},
+        "label": {"type": "string", "description": "number and theme, for people"},
+    }),
+    "CalendarEvent": _obj({
+        "id": TEXT, "title": TEXT, "start": WALL_CLOCK,
+        "url": {"type": "string", "description": "the item's page (items only)"},
+        "color": TEXT, "backgroundColor": TEXT, "borderColor": TEXT, "textColor": TEXT,
+        "editable": {"type": "boolean", "description": "whether the caller may move it"},
+        "classNames": {"type": "array", "items": TEXT},
+        "extendedProps": {"anyOf": [_ref("CalendarItemProps"), _ref("CalendarSlotProps")]},
+    }, required=["id", "title", "start", "editable", "classNames", "extendedProps"]),
+    "CalendarMove": _obj({"planned_at": {**WALL_CLOCK, "description": WALL_CLOCK["description"]
+                                         + "; a time with an offset is taken as it is"},
+                          "version": {"type": "integer", "description": "the item's version the move is based on"}},
+                         closed=True),
+    "CalendarFill": _obj({"column_id": ID, "at": {"type": "string", "description": "the slot's time: `at` of "
+                                                  "the slot event (UTC, with offset) or org-local wall-clock"}},
+                         closed=True),
+    "CalendarFilled": _obj({"item_id": ID, "edit_url": {"type": "string", "description": "where to write it"}}),
+}
+SCHEMAS["CalendarEventList"] = {"type": "array", "items": _ref("CalendarEvent")}
+PARAMETERS |= {
+    "calendar_start": _param("start", "query", WALL_CLOCK, "the range's start (org-local; an offset is ignored)",
+                             required=True),
+    "calendar_end": _param("end", "query", WALL_CLOCK, "the range's end, exclusive; at most 100 days after start",
+                           required=True),
+    "calendar_column": _param("column", "query", TEXT, "only these columns (repeatable; `none`: items without one)"),
+    "calendar_channel": _param("channel", "query", TEXT, "only items planned on these channels (repeatable)"),
+    "calendar_status": _param("status", "query", {"enum": list(ItemStatus)}, "only items in these statuses "
+                              "(repeatable)"),
+    "calendar_origin": _param("origin", "query", {"enum": list(Origin)}, "only items of this origin"),
+}
+CALENDAR = "calendar"
+PATHS |= {
+    "/api/calendar/events": {
+        "get": _op("calendarEvents", "The calendar's events: items at their planned time (drafts too) and the "
+                   "open slots of active columns from now on (slots follow only the column filter)",
+                   _ok("CalendarEventList"), errors=("400",), tag=CALENDAR,
+                   params=("calendar_start", "calendar_end", "calendar_column", "calendar_channel",
+                           "calendar_status", "calendar_origin")),
+    },
+    "/api/calendar/items/{item_id}/move": {
+        "post": _op("calendarMove", "Move an item to another time (editors); its waiting deliveries follow. "
+                    "409 when the version is stale, 400 for a time in the past or an item that went out",
+                    _ok("CalendarEvent"), errors=("400", "404", "409", "415"), body="CalendarMove",
+                    params=("item_id", *WRITE), tag=CALENDAR),
+    },
+    "/api/calendar/slots/fill": {
+        "post": _op("calendarFill", "Fill an open slot with a numbered, themed draft (editors); 400 when the "
+                    "slot is taken or does not exist", _ok("CalendarFilled", "201", "Created", location=True),
+                    errors=("400", "404", "415"), body="CalendarFill", params=WRITE, tag=CALENDAR),
+    },
+}
 PATHS["/api/openapi.json"] = {
     "get": {"operationId": "openapi", "summary": "This document (no login needed)", "tags": ["meta"],
             "security": [], "responses": {"200": {"description": "OpenAPI 3.1",
@@ -312,7 +382,7 @@ def document() -> dict[str, Any]:
                            "send the X-CSRFToken header on writes. Times are ISO 8601 with an offset.",
         },
         "security": [{"bearer": []}, {"session": []}],
-        "tags": [{"name": ITEM}, {"name": CHANNEL}, {"name": DELIVERY}, {"name": "meta"}],
+        "tags": [{"name": ITEM}, {"name": CHANNEL}, {"name": DELIVERY}, {"name": CALENDAR}, {"name": "meta"}],
         "paths": PATHS,
         "components": {
             "schemas": SCHEMAS,
