@@ -18,6 +18,7 @@ from publisher.models import Role, User, utcnow
 from publisher.security import create_token
 from tests.doubles import Answer
 from tests.factories import later
+from tests.test_api_columns import exercise_the_api as exercise_the_columns_api
 from tests.test_calendar_page import exercise_the_api as exercise_the_calendar_api
 
 HTTP_METHODS = {"get", "put", "post", "patch", "delete"}
@@ -170,6 +171,7 @@ def test_real_answers_match_the_schemas(app, client, doc, drain, webhook_double,
     draft = api.call("post", "/api/items", 201, editor, json={"title": "Draft"}).get_json()
     api.call("delete", "/api/items/{item_id}", 204, editor, item_id=draft["id"])
     api.call("delete", "/api/channels/{channel_id}", 204, admin, channel_id=spare["id"])
+    exercise_the_columns_api(api, admin, editor, reviewer, feed["id"])
     exercise_the_calendar_api(api, editor, reviewer, feed["id"])
     api.call("get", "/api/openapi.json", 200)
 

@@ -18,6 +18,9 @@ BLUEPRINTS = (
     "publisher.web.demo",
     "publisher.web.api",
     "publisher.web.tokens",
+    "publisher.web.columns",
+    "publisher.web.dashboard",
+    "publisher.web.ics",
     "publisher.web.previews",
 )
 

@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from ..extensions import csrf, db, limiter, login_manager
 from ..items import Invalid
 from ..security import load_user_from_token
-from . import api_calendar, api_channels, api_deliveries, api_items
+from . import api_calendar, api_channels, api_columns, api_deliveries, api_items
 from .api_common import ApiError
 from .openapi import document
 
@@ -45,6 +45,14 @@ ROUTES = (
     ("/channels/<int:channel_id>", "channel_update", api_channels.update, ["PATCH"]),
     ("/channels/<int:channel_id>", "channel_delete", api_channels.delete, ["DELETE"]),
     ("/channel-types", "channel_types", api_channels.channel_types, ["GET"]),
+    ("/columns", "columns", api_columns.list_columns, ["GET"]),
+    ("/columns", "column_create", api_columns.create, ["POST"]),
+    ("/columns/<int:column_id>", "column", api_columns.get_column, ["GET"]),
+    ("/columns/<int:column_id>", "column_update", api_columns.update, ["PATCH"]),
+    ("/columns/<int:column_id>", "column_delete", api_columns.delete, ["DELETE"]),
+    ("/columns/<int:column_id>/slots", "column_slots", api_columns.column_slots, ["GET"]),
+    ("/columns/<int:column_id>/slots", "column_fill", api_columns.fill, ["POST"]),
+    ("/slots", "slots", api_columns.all_slots, ["GET"]),
     ("/deliveries", "deliveries", api_deliveries.list_deliveries, ["GET"]),
     ("/deliveries/<int:delivery_id>", "delivery", api_deliveries.get_delivery, ["GET"]),
     ("/deliveries/<int:delivery_id>/cancel", "delivery_cancel", api_deliveries.cancel, ["POST"]),

@@ -362,6 +362,82 @@ PATHS |= {
                     errors=("400", "404", "415"), body="CalendarFill", params=WRITE, tag=CALENDAR),
     },
 }
+# --- columns and slots (api_columns.py) ---------------------------------------------------------
+COLUMN_WRITE: dict[str, Any] = {
+    "name": {"type": "string", "minLength": 1, "maxLength": 120},
+    "slug": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$", "maxLength": 80,
+             "description": "unique; not a reserved word such as `all`"},
+    "description": TEXT, "color": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},
+    "intro": TEXT, "signoff": TEXT,
+    "hashtags": {"anyOf": [TEXT, {"type": "array", "items": TEXT}], "description": "without '#'"},
+    "cover_id": {"type": ["integer", "null"], "description": "an image of the media library"},
+    "timezone": {"type": "string", "description": "IANA name, e.g. Europe/Berlin; default: the organisation's"},
+    "cadence": {"type": ["string", "null"], "description": "RFC 5545 RRULE without DTSTART, expanded in `timezone`, "
+                "e.g. FREQ=WEEKLY;BYDAY=TU;BYHOUR=20;BYMINUTE=0; empty or null for none"},
+    "cadence_start": {"type": ["string", "null"], "format": "date-time", "description": "with its UTC offset"},
+    "first_issue": {"type": "integer", "minimum": 0},
+    "themes": {"anyOf": [TEXT, {"type": "array", "items": TEXT}], "description": "rotating per issue"},
+    "slots_ahead": {"type": "integer", "minimum": 1, "maximum": 20},
+    "owner_id": {"type": ["integer", "null"]}, "active": {"type": "boolean"},
+    "default_channel_ids": {"type": "array", "items": {"type": "integer"}},
+}
+SCHEMAS |= {
+    "Column": _obj({
+        "id": ID, "name": TEXT, "slug": TEXT, "description": TEXT, "color": TEXT, "intro": TEXT, "signoff": TEXT,
+        "hashtags": {"type": "array", "items": TEXT}, "cover_id": {"type": ["integer", "null"]},
+        "timezone": TEXT, "cadence": {"type": "string", "description": "RRULE, empty for none"},
+        "cadence_start": _nullable(TIME), "first_issue": {"type": "integer"},
+        "themes": {"type": "array", "items": TEXT}, "slots_ahead": {"type": "integer"},
+        "owner_id": {"type": ["integer", "null"]}, "active": {"type": "boolean"},
+        "default_channel_ids": {"type": "array", "items": {"type": "integer"}}, "created_at": TIME,
+    }),
+    "ColumnCreate": _obj(COLUMN_WRITE, required=["name", "slug"], closed=True),
+    "ColumnUpdate": _obj(COLUMN_WRITE, required=[], closed=True),
+    "ColumnList": _list("Column"),
+    "Slot": _obj({
+        "column_id": ID, "at": TIME,
+        "issue_number": {"type": "integer", "description": "predicted; final when published"},
+        "theme": TEXT, "open": {"type": "boolean"},
+        "item_id": {"type": ["integer", "null"], "description": "the item planned at this time"},
+    }),
+    "SlotList": _list("Slot"),
+    "FillRequest": _obj({"at": {"type": "string", "format": "date-time",
+                                "description": "the slot's time, with its UTC offset"}}, closed=True),
+}
+PARAMETERS |= {
+    "column_id": _param("column_id", "path", ID, "the column's id", required=True),
+    "slot_column_filter": _param("column_id", "query", ID, "only this column's slots"),
+    "start": _param("start", "query", {"type": "string", "format": "date-time"},
+                    "from this time (with offset); default: now"),
+    "end": _param("end", "query", {"type": "string", "format": "date-time"},
+                  "until this time (with offset); default: start + 31 days; at most 400 days after start"),
+}
+COLUMN = "columns"
+PATHS |= {
+    "/api/columns": {
+        "get": _op("listColumns", "Columns", _ok("ColumnList"), tag=COLUMN),
+        "post": _op("createColumn", "Create a column (editors)", _ok("Column", "201", "Created", location=True),
+                    errors=("400", "415"), body="ColumnCreate", params=WRITE, tag=COLUMN),
+    },
+    "/api/columns/{column_id}": {
+        "get": _op("getColumn", "One column", _ok("Column"), errors=("404",), params=("column_id",), tag=COLUMN),
+        "patch": _op("updateColumn", "Change a column (editors)", _ok("Column"), errors=("400", "404", "415"),
+                     body="ColumnUpdate", params=("column_id", *WRITE), tag=COLUMN),
+        "delete": _op("deleteColumn", "Delete a column that has no items (editors)", NO_CONTENT,
+                      errors=("404", "409"), params=("column_id", *WRITE), tag=COLUMN),
+    },
+    "/api/columns/{column_id}/slots": {
+        "get": _op("listColumnSlots", "The column's slots in a range, open or filled", _ok("SlotList"),
+                   errors=("400", "404"), params=("column_id", "start", "end"), tag=COLUMN),
+        "post": _op("fillSlot", "Fill an open slot with a numbered, themed draft",
+                    _ok("Item", "201", "Created", location=True), errors=("400", "404", "409", "415"),
+                    body="FillRequest", params=("column_id", *WRITE), tag=COLUMN),
+    },
+    "/api/slots": {
+        "get": _op("listSlots", "Every active column's slots in a range, in time order", _ok("SlotList"),
+                   errors=("400",), params=("start", "end", "slot_column_filter"), tag=COLUMN),
+    },
+}
 PATHS["/api/openapi.json"] = {
     "get": {"operationId": "openapi", "summary": "This document (no login needed)", "tags": ["meta"],
             "security": [], "responses": {"200": {"description": "OpenAPI 3.1",
@@ -382,7 +458,8 @@ def document() -> dict[str, Any]:
                            "send the X-CSRFToken header on writes. Times are ISO 8601 with an offset.",
         },
         "security": [{"bearer": []}, {"session": []}],
-        "tags": [{"name": ITEM}, {"name": CHANNEL}, {"name": DELIVERY}, {"name": CALENDAR}, {"name": "meta"}],
+        "tags": [{"name": ITEM}, {"name": CHANNEL}, {"name": DELIVERY}, {"name": CALENDAR}, {"name": COLUMN},
+                 {"name": "meta"}],
         "paths": PATHS,
         "components": {
             "schemas": SCHEMAS,
