@@ -49,6 +49,9 @@ class Post:
     author: str = ""
     item_id: int | None = None
     published_at: str | None = None  # ISO 8601, UTC
+    issue_number: int | None = None  # 第N期: final once published, predicted before
+    theme: str = ""  # the column's theme for this issue
+    extra: dict[str, Any] = field(default_factory=dict)  # format fields: event time and place, video/audio link …
 
 
 @dataclass

@@ -54,6 +54,10 @@ class Webhook(Channel):
             "images": list(post.images),
             "author": post.author,
             "published_at": post.published_at,
+            "issue_number": post.issue_number,
+            "theme": post.theme,
+            "brand": dict(post.brand),
+            "extra": dict(post.extra),
         }
         preview = f"{post.title}\n\n{post.body}"
         return Message(payload=payload, preview=preview, length=len(preview))

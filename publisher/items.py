@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -23,7 +24,65 @@ class Invalid(Exception):
     errors: dict[str, str] = field(default_factory=dict)
 
 
+DURATION = re.compile(r"^(?:(\d+):)?(\d{1,3}):([0-5]\d)$")  # mm:ss or h:mm:ss
+
+
+def parse_duration(value: str) -> int:
+    """ "3:25" or "1:02:03" in seconds; ValueError otherwise."""
+    match = DURATION.match(value.strip())
+    if not match:
+        raise ValueError(value)
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def _is_link(value: str) -> bool:
+    return value.startswith(("https://", "http://")) and len(value) > 8 and " " not in value
+
+
+def _format_fields(data: dict, fmt: str, errors: dict[str, str]) -> dict:
+    """The format's own fields, checked: what each format needs to be publishable."""
+    from .media import check_ids
+
+    out = {
+        "cover_id": int(data["cover_id"]) if str(data.get("cover_id") or "").isdigit() else None,
+        "file_id": int(data["file_id"]) if str(data.get("file_id") or "").isdigit() else None,
+        "link_url": (data.get("link_url") or "").strip(),
+        "event_start": data.get("event_start"),
+        "event_end": data.get("event_end"),
+        "event_place": (data.get("event_place") or "").strip(),
+        "event_url": (data.get("event_url") or "").strip(),
+        "media_ids": [int(i) for i in data.get("media_ids") or [] if str(i).isdigit()],
+        "duration_seconds": data.get("duration_seconds"),
+    }
+    check_ids({**data, "format": fmt}, errors)
+    if isinstance(data.get("duration"), str):
+        try:
+            out["duration_seconds"] = parse_duration(data["duration"]) if data["duration"].strip() else None
+        except ValueError:
+            errors["duration"] = _("Give the duration as minutes:seconds, e.g. 3:25.")
+    for name in ("link_url", "event_url"):
+        if out[name] and not _is_link(out[name]):
+            errors[name] = _("Enter a full link starting with https://.")
+    if fmt == Format.IMAGE and not out["media_ids"] and "media_ids" not in errors:
+        errors["media_ids"] = _("An image post needs at least one image.")
+    if fmt in (Format.VIDEO, Format.AUDIO) and not out["file_id"] and not out["link_url"] \
+            and "file_id" not in errors and "link_url" not in errors:
+        errors["file_id"] = _("Upload a file or give a link.")
+    if fmt == Format.EVENT:
+        start, end = out["event_start"], out["event_end"]
+        if start is None and "event_start" not in errors:
+            errors["event_start"] = _("An event needs a start time.")
+        if start is not None and end is not None and end <= start:
+            errors["event_end"] = _("The event must end after it starts.")
+        if not out["event_place"] and not out["event_url"] and "event_url" not in errors:
+            errors["event_place"] = _("Give a place, an online link, or both.")
+    return out
+
+
 def validate_item(data: dict) -> dict:
+    """The item's fields, checked (messages by field name in Invalid). Format fields (see
+    _format_fields) are checked for the chosen format; `media_ids` is the ordered image list."""
     errors: dict[str, str] = {}
     title = (data.get("title") or "").strip()
     if not title:
@@ -39,16 +98,26 @@ def validate_item(data: dict) -> dict:
     column_id = data.get("column_id") or None
     if column_id is not None and db.session.get(Column, int(column_id)) is None:
         errors["column_id"] = _("No such column.")
+    theme = (data.get("theme") or "").strip()
+    if len(theme) > 200:
+        errors["theme"] = _("The theme is longer than 200 characters.")
+    fields = _format_fields(data, fmt, errors)
     if errors:
         raise Invalid(errors)
     return {"title": title, "body": data.get("body") or "", "origin": origin, "format": fmt,
-            "column_id": int(column_id) if column_id else None}
+            "column_id": int(column_id) if column_id else None, "theme": theme, **fields}
 
 
 def create_item(data: dict, author: User | None) -> Item:
-    item = Item(**validate_item(data), author=author)
+    from .media import attach
+
+    values = validate_item(data)
+    media_ids = values.pop("media_ids")
+    item = Item(**values, author=author)
     db.session.add(item)
     db.session.flush()
+    if media_ids:
+        attach(item, media_ids)
     return item
 
 

@@ -2,26 +2,81 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app
+from sqlalchemy import select, tuple_
 
 from channels.base import Post
 
-from .models import Item
+from .extensions import db
+from .models import Item, ItemStatus, Media, utcnow
 
 
 def public_url(item: Item) -> str:
     return f"{current_app.config['BASE_URL'].rstrip('/')}/archive/{item.id}"
 
 
+def media_url(media: Media) -> str:
+    """Absolute, so that channels and feed readers can fetch it (the random name is the capability)."""
+    return f"{current_app.config['BASE_URL'].rstrip('/')}/media/{media.stored_name}"
+
+
+def issue_number(item: Item) -> int | None:
+    """The final number once published; before that the number it will get if everything planned
+    before it in its column goes out first (the same count as schedule.slots)."""
+    if item.issue_number is not None or item.column is None or item.planned_at is None:
+        return item.issue_number
+    from . import schedule
+
+    column = item.column
+    earlier = db.session.execute(
+        select(Item.planned_at).where(
+            Item.column_id == column.id, Item.status != ItemStatus.PUBLISHED, Item.planned_at.is_not(None),
+            tuple_(Item.planned_at, Item.id) < tuple_(item.planned_at, item.id),
+        )
+    ).scalars().all()
+    planned = {at.replace(microsecond=0) for at in earlier}
+    now = utcnow()
+    open_slots = [at for at in schedule.occurrences(column, now, item.planned_at) if at not in planned]
+    return schedule.last_issue(column) + 1 + len(earlier) + len(open_slots)
+
+
+def _brand(item: Item) -> dict[str, Any]:
+    column = item.column
+    if column is None:
+        return {}
+    return {"intro": column.intro, "signoff": column.signoff, "hashtags": column.hashtag_list,
+            "color": column.color, "cover": media_url(column.cover) if column.cover else None}
+
+
+def _extra(item: Item) -> dict[str, Any]:
+    if item.format == "event":
+        return {"start": item.event_start.isoformat() if item.event_start else None,
+                "end": item.event_end.isoformat() if item.event_end else None,
+                "place": item.event_place, "online_url": item.event_url}
+    if item.format in ("video", "audio"):
+        return {"file_url": media_url(item.file) if item.file else None,
+                "content_type": item.file.content_type if item.file else None,
+                "link_url": item.link_url, "duration_seconds": item.duration_seconds}
+    return {}
+
+
 def build_post(item: Item) -> Post:
+    images = ([item.cover] if item.cover else []) + [m for m in item.media if m.id != item.cover_id]
     return Post(
         title=item.title,
         body=item.body,
         url=public_url(item),
         format=item.format,
+        images=[media_url(m) for m in images],
         column=item.column.name if item.column else "",
+        brand=_brand(item),
         origin=item.origin,
         author=(item.author.name or "") if item.author else "",
         item_id=item.id,
         published_at=item.published_at.isoformat() if item.published_at else None,
+        issue_number=issue_number(item),
+        theme=item.theme,
+        extra=_extra(item),
     )

@@ -187,6 +187,7 @@ def test_create_and_schedule_with_an_offset(client, editor, users):
     channel = make_channel("feed")
     response = client.post("/api/items", headers=editor, json={
         "title": "第13期", "body": "Hello", "format": "event", "origin": "ugc",
+        "event_start": "2030-01-05T19:30:00+08:00", "event_place": "Room 3",
         "channel_ids": [channel.id], "due_at": "2030-01-01T20:00:00+08:00",
     })
     assert response.status_code == 201

@@ -20,6 +20,8 @@ from tests.doubles import Answer
 from tests.factories import later
 from tests.test_api_columns import exercise_the_api as exercise_the_columns_api
 from tests.test_calendar_page import exercise_the_api as exercise_the_calendar_api
+from tests.test_media import exercise_the_api as exercise_the_media_api
+from tests.test_workflow import exercise_the_api as exercise_the_workflow_api
 
 HTTP_METHODS = {"get", "put", "post", "patch", "delete"}
 BASE = "urn:publisher-api"
@@ -173,6 +175,8 @@ def test_real_answers_match_the_schemas(app, client, doc, drain, webhook_double,
     api.call("delete", "/api/channels/{channel_id}", 204, admin, channel_id=spare["id"])
     exercise_the_columns_api(api, admin, editor, reviewer, feed["id"])
     exercise_the_calendar_api(api, editor, reviewer, feed["id"])
+    exercise_the_workflow_api(api, editor, reviewer, feed["id"], drain)
+    exercise_the_media_api(api, editor, reviewer)
     api.call("get", "/api/openapi.json", 200)
 
     # The error answers.

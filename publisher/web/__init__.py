@@ -22,6 +22,7 @@ BLUEPRINTS = (
     "publisher.web.dashboard",
     "publisher.web.ics",
     "publisher.web.previews",
+    "publisher.web.media",
 )
 
 

@@ -17,8 +17,9 @@ from werkzeug.exceptions import HTTPException
 
 from ..extensions import csrf, db, limiter, login_manager
 from ..items import Invalid
+from ..media import MAX_UPLOAD, MB
 from ..security import load_user_from_token
-from . import api_calendar, api_channels, api_columns, api_deliveries, api_items
+from . import api_calendar, api_channels, api_columns, api_deliveries, api_items, api_media
 from .api_common import ApiError
 from .openapi import document
 
@@ -36,6 +37,15 @@ ROUTES = (
     ("/items/<int:item_id>", "item_delete", api_items.delete, ["DELETE"]),
     ("/items/<int:item_id>/deliveries", "item_deliveries", api_items.list_deliveries, ["GET"]),
     ("/items/<int:item_id>/deliveries", "item_schedule", api_items.schedule_more, ["POST"]),
+    ("/items/<int:item_id>/submit", "item_submit", api_items.submit, ["POST"]),
+    ("/items/<int:item_id>/approve", "item_approve", api_items.approve, ["POST"]),
+    ("/items/<int:item_id>/send-back", "item_send_back", api_items.send_back, ["POST"]),
+    ("/items/<int:item_id>/republish", "item_republish", api_items.republish, ["POST"]),
+    ("/items/<int:item_id>/history", "item_history", api_items.history, ["GET"]),
+    ("/media", "media", api_media.list_media, ["GET"]),
+    ("/media", "media_upload", api_media.upload, ["POST"]),
+    ("/media/<int:media_id>", "media_item", api_media.get_media, ["GET"]),
+    ("/media/<int:media_id>", "media_delete", api_media.delete, ["DELETE"]),
     ("/calendar/events", "calendar_events", api_calendar.events, ["GET"]),
     ("/calendar/items/<int:item_id>/move", "calendar_move", api_calendar.move, ["POST"]),
     ("/calendar/slots/fill", "calendar_fill", api_calendar.fill, ["POST"]),
@@ -84,6 +94,8 @@ def openapi():
 def authenticate() -> None:
     if request.endpoint == "api.openapi":
         return
+    if request.endpoint == "api.media_upload":  # before anything reads the body (the CSRF check does)
+        request.max_content_length = MAX_UPLOAD + MB
     if "Authorization" in request.headers:
         # A request that brings a token is judged by the token alone, whatever cookie came along.
         user = load_user_from_token(request)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import url_for
+from flask import request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
+from .. import workflow
 from ..extensions import db
-from ..items import Invalid, create_item, schedule_item, validate_item
+from ..items import Conflict, Invalid, create_item, validate_item
 from ..models import ACTIVE_STATUSES, Delivery, Format, Item, ItemStatus, Origin, Role
 from .api_common import (
     ApiError,
@@ -29,10 +30,13 @@ from .api_common import (
     require,
     time_arg,
 )
-from .api_json import delivery_json, item_json
+from .api_json import delivery_json, item_event_json, item_json
 
-ITEM_FIELDS = ("title", "body", "origin", "format", "column_id")
-TEXT_FIELDS = ("title", "body", "origin", "format")
+ITEM_FIELDS = ("title", "body", "origin", "format", "column_id", "theme", "cover_id", "file_id", "link_url",
+               "duration_seconds", "event_start", "event_end", "event_place", "event_url", "media_ids", "planned_at")
+TEXT_FIELDS = ("title", "body", "origin", "format", "theme", "link_url", "event_place", "event_url")
+ID_FIELDS = ("column_id", "cover_id", "file_id")
+TIME_FIELDS = ("event_start", "event_end", "planned_at")
 
 
 def _item(item_id: int) -> Item:
@@ -43,11 +47,30 @@ def _item(item_id: int) -> Item:
 
 
 def _type_errors(data: dict) -> dict[str, str]:
+    """Checks the JSON types, and turns the times into datetimes (in place)."""
     errors: dict[str, str] = {}
     check_text(data, TEXT_FIELDS, errors)
-    if data.get("column_id") is not None and not is_int(data["column_id"]):
-        errors["column_id"] = _("Must be an id (integer) or null.")
+    for name in ID_FIELDS:
+        if data.get(name) is not None and not is_int(data[name]):
+            errors[name] = _("Must be an id (integer) or null.")
+    if data.get("duration_seconds") is not None and (not is_int(data["duration_seconds"])
+                                                     or data["duration_seconds"] < 0):
+        errors["duration_seconds"] = _("Must be a whole number of seconds or null.")
+    check_id_list(data, "media_ids", errors)
+    for name in TIME_FIELDS:
+        if data.get(name) is not None:
+            data[name] = parse_time(data[name], name, errors)
     return errors
+
+
+def _guard(run):
+    """Workflow refusals as API errors: 403 for the role, 409 for the item's state."""
+    try:
+        return run()
+    except workflow.NotAllowed as exc:
+        raise ApiError(403, "forbidden", str(exc)) from None
+    except Conflict as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
 
 
 def _schedule_args(data: dict, errors: dict[str, str]) -> tuple[list[int] | None, datetime | None]:
@@ -58,7 +81,7 @@ def _schedule_args(data: dict, errors: dict[str, str]) -> tuple[list[int] | None
 
 def list_items():
     errors: dict[str, str] = {}
-    query = select(Item).options(selectinload(Item.deliveries))
+    query = select(Item).options(selectinload(Item.deliveries), selectinload(Item.media))
     for name, column, choices in (("status", Item.status, ItemStatus), ("origin", Item.origin, Origin),
                                   ("format", Item.format, Format)):
         value = choice_arg(name, choices, errors)
@@ -96,22 +119,26 @@ def create():
     if "due_at" not in errors and due_at is not None and channel_ids is None:
         errors["channel_ids"] = _("A time was given but no channels to publish on.")
     item = None
+    user = current_user._get_current_object()
     if not errors.keys() & set(ITEM_FIELDS):
         try:
-            item = create_item(data, current_user._get_current_object())
+            item = create_item(data, user)
         except Invalid as exc:
             errors.update(exc.errors)
     if errors:
         raise Invalid(errors)
+    if data.get("planned_at") is not None:
+        item.planned_at = data["planned_at"]
+    workflow.record(item, user, "created")
     if channel_ids is not None:
-        schedule_item(item, channel_ids, due_at)
+        _guard(lambda: workflow.plan(item, channel_ids, due_at, user))
     db.session.commit()
     location = url_for("api.item", item_id=item.id)
-    return item_json(item), 201, {"Location": location}
+    return item_json(item, predicted=True), 201, {"Location": location}
 
 
 def get_item(item_id: int):
-    return item_json(_item(item_id))
+    return item_json(_item(item_id), predicted=True)
 
 
 def update(item_id: int):
@@ -126,15 +153,16 @@ def update(item_id: int):
         raise Invalid(errors)
     if data["version"] != item.version:
         raise _stale(item.version)
-    merged = {name: getattr(item, name) for name in ITEM_FIELDS} | {k: data[k] for k in ITEM_FIELDS if k in data}
-    for name, value in validate_item(merged).items():
-        setattr(item, name, value)
+    merged = workflow.current_values(item) | {k: data[k] for k in ITEM_FIELDS if k in data}
+    values = validate_item(merged)
+    values["planned_at"] = merged["planned_at"]
+    _guard(lambda: workflow.edit(item, values, current_user._get_current_object()))
     try:
         db.session.commit()  # UPDATE … WHERE version = <the one we read>: a concurrent save loses
     except StaleDataError:
         db.session.rollback()
         raise _stale(db.session.get(Item, item_id).version) from None
-    return item_json(item)
+    return item_json(item, predicted=True)
 
 
 def _stale(current: int) -> ApiError:
@@ -172,6 +200,57 @@ def schedule_more(item_id: int):
         errors["channel_ids"] = _("Choose at least one channel.")
     if errors:
         raise Invalid(errors)
-    deliveries = schedule_item(item, channel_ids, due_at)
+    user = current_user._get_current_object()
+    deliveries = _guard(lambda: workflow.plan(item, channel_ids, due_at, user))
     db.session.commit()
     return {"data": [delivery_json(d) for d in deliveries]}, 201
+
+
+# --- the approval workflow -------------------------------------------------------------------------
+
+def _comment(data: dict) -> str:
+    comment = data.get("comment", "")
+    if not isinstance(comment, str):
+        raise Invalid({"comment": _("Must be a string.")})
+    return comment
+
+
+def submit(item_id: int):
+    item = _item(item_id)
+    _guard(lambda: workflow.submit(item, current_user._get_current_object()))
+    db.session.commit()
+    return item_json(item, predicted=True)
+
+
+def approve(item_id: int):
+    item = _item(item_id)
+    comment = _comment(json_body({"comment"}) if request.content_length else {})
+    _guard(lambda: workflow.approve(item, current_user._get_current_object(), comment))
+    db.session.commit()
+    return item_json(item, predicted=True)
+
+
+def send_back(item_id: int):
+    item = _item(item_id)
+    comment = _comment(json_body({"comment"}))
+    _guard(lambda: workflow.send_back(item, current_user._get_current_object(), comment))
+    db.session.commit()
+    return item_json(item, predicted=True)
+
+
+def republish(item_id: int):
+    item = _item(item_id)
+    data = json_body({"channel_ids", "due_at"})
+    errors: dict[str, str] = {}
+    channel_ids, due_at = _schedule_args(data, errors)
+    if channel_ids is None and "channel_ids" not in errors:
+        errors["channel_ids"] = _("Choose at least one channel.")
+    if errors:
+        raise Invalid(errors)
+    deliveries = _guard(lambda: workflow.republish(item, channel_ids, due_at, current_user._get_current_object()))
+    db.session.commit()
+    return {"data": [delivery_json(d) for d in deliveries]}, 201
+
+
+def history(item_id: int):
+    return {"data": [item_event_json(e) for e in _item(item_id).history]}

@@ -9,7 +9,8 @@ from channels import registry
 from channels.base import Channel as Adapter
 
 from ..crypto import SecretsUnreadable
-from ..models import ACTIVE_STATUSES, Channel, Delivery, DeliveryEvent, Item
+from ..models import ACTIVE_STATUSES, Channel, Delivery, DeliveryEvent, Item, ItemEvent, Media
+from ..posts import issue_number, media_url
 
 
 def iso(value: datetime | None) -> str | None:
@@ -17,7 +18,8 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="seconds") if value else None
 
 
-def item_json(item: Item) -> dict[str, Any]:
+def item_json(item: Item, predicted: bool = False) -> dict[str, Any]:
+    """`predicted`: also the issue number the item will get (a query of its own; single items only)."""
     waiting = [d.next_attempt_at for d in item.deliveries if d.status in ACTIVE_STATUSES]
     return {
         "id": item.id,
@@ -33,8 +35,39 @@ def item_json(item: Item) -> dict[str, Any]:
         "updated_at": iso(item.updated_at),
         "published_at": iso(item.published_at),
         "next_due_at": iso(min(waiting)) if waiting else None,
+        "planned_at": iso(item.planned_at),
+        "issue_number": item.issue_number,
+        **({"predicted_issue_number": issue_number(item)} if predicted else {}),
+        "theme": item.theme,
+        "cover_id": item.cover_id,
+        "file_id": item.file_id,
+        "media_ids": [m.id for m in item.media],
+        "link_url": item.link_url,
+        "duration_seconds": item.duration_seconds,
+        "event_start": iso(item.event_start),
+        "event_end": iso(item.event_end),
+        "event_place": item.event_place,
+        "event_url": item.event_url,
+        "review": {
+            "reviewed_by_id": item.reviewed_by_id,
+            "reviewed_at": iso(item.reviewed_at),
+            "comment": item.review_comment,
+        },
         "deliveries": [delivery_json(d) for d in item.deliveries],
     }
+
+
+def item_event_json(e: ItemEvent) -> dict[str, Any]:
+    from ..workflow import event_changes
+
+    return {"id": e.id, "at": iso(e.at), "user_id": e.user_id, "action": e.action, "changes": event_changes(e),
+            "comment": e.comment}
+
+
+def media_json(m: Media) -> dict[str, Any]:
+    return {"id": m.id, "kind": m.kind, "content_type": m.content_type, "size": m.size, "sha256": m.sha256,
+            "width": m.width, "height": m.height, "original_name": m.original_name,
+            "url": media_url(m), "uploaded_by_id": m.uploaded_by_id, "created_at": iso(m.created_at)}
 
 
 def delivery_json(d: Delivery, events: bool = False) -> dict[str, Any]:

@@ -438,6 +438,96 @@ PATHS |= {
                    errors=("400",), params=("start", "end", "slot_column_filter"), tag=COLUMN),
     },
 }
+# --- the approval workflow, item formats and the media library (publisher/workflow.py, media.py) ---------
+_ITEM_EXTRA: dict[str, Any] = {
+    "planned_at": _nullable({**TIME, "description": "its place on the calendar (the column slot it fills)"}),
+    "issue_number": {"type": ["integer", "null"], "description": "final, given at first publication"},
+    "theme": TEXT,
+    "cover_id": {"type": ["integer", "null"], "description": "article: cover image (a media id)"},
+    "file_id": {"type": ["integer", "null"], "description": "video/audio: the uploaded file (a media id)"},
+    "media_ids": {"type": "array", "items": {"type": "integer"}, "description": "image: the images, in order"},
+    "link_url": {"type": "string", "description": "video/audio: a link instead of (or besides) a file"},
+    "duration_seconds": {"type": ["integer", "null"], "description": "video/audio"},
+    "event_start": _nullable(TIME), "event_end": _nullable(TIME),
+    "event_place": TEXT, "event_url": {"type": "string", "description": "event: online link"},
+}
+SCHEMAS["Item"]["properties"] |= {
+    **_ITEM_EXTRA,
+    "predicted_issue_number": {"type": ["integer", "null"],
+                               "description": "GET /api/items/{item_id} only: the number it will get"},
+    "review": _obj({"reviewed_by_id": {"type": ["integer", "null"]}, "reviewed_at": _nullable(TIME),
+                    "comment": {"type": "string", "description": "the last review's comment (why it was sent back)"}}),
+}
+SCHEMAS["Item"]["required"] += [*_ITEM_EXTRA, "review"]
+_ITEM_WRITE = {
+    **{k: v for k, v in _ITEM_EXTRA.items() if k != "issue_number"},
+    "planned_at": {"type": ["string", "null"], "format": "date-time",
+                   "description": "with its UTC offset; moving it moves the waiting deliveries"},
+    "event_start": {"type": ["string", "null"], "format": "date-time", "description": "with its UTC offset"},
+    "event_end": {"type": ["string", "null"], "format": "date-time", "description": "with its UTC offset"},
+}
+SCHEMAS["ItemCreate"]["properties"] |= _ITEM_WRITE
+SCHEMAS["ItemUpdate"]["properties"] |= _ITEM_WRITE
+SCHEMAS["ItemEvent"] = _obj({
+    "id": ID, "at": TIME, "user_id": {"type": ["integer", "null"]},
+    "action": {"type": "string", "description": "created, edited, submitted, approved, sent_back, scheduled, "
+               "republished, back_to_review …"},
+    "changes": {"type": "object", "additionalProperties": {"type": "array", "minItems": 2, "maxItems": 2},
+                "description": "field: [before, after]"},
+    "comment": TEXT,
+})
+SCHEMAS["ItemEventList"] = _list("ItemEvent")
+SCHEMAS["ReviewComment"] = _obj({"comment": {"type": "string"}}, required=[], closed=True)
+SCHEMAS["SendBack"] = _obj({"comment": {"type": "string", "minLength": 1, "description": "the author reads it"}},
+                           closed=True)
+SCHEMAS["Media"] = _obj({
+    "id": ID, "kind": {"enum": ["image", "audio", "video"]},
+    "content_type": {"type": "string", "description": "detected from the content, never from the name"},
+    "size": {"type": "integer"}, "sha256": TEXT,
+    "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]},
+    "original_name": TEXT, "url": {"type": "string", "description": "public address of the file"},
+    "uploaded_by_id": {"type": ["integer", "null"]}, "created_at": TIME,
+})
+SCHEMAS["MediaPage"] = _list("Media", paged=True)
+PARAMETERS["media_id"] = _param("media_id", "path", ID, "the file's id", required=True)
+PARAMETERS["media_kind"] = _param("kind", "query", {"enum": ["image", "audio", "video"]}, "only files of this kind")
+for _action, _summary, _body in (
+    ("submit", "Submit a draft for review", None),
+    ("approve", "Approve an item in review (reviewers, admins); scheduled when it has deliveries", "ReviewComment"),
+    ("send-back", "Send an item in review back to its author with a comment (reviewers, admins)", "SendBack"),
+):
+    _op_id = "".join(w.capitalize() for w in _action.split("-"))
+    PATHS[f"/api/items/{{item_id}}/{_action}"] = {
+        "post": _op(f"item{_op_id}", _summary, _ok("Item"), errors=("400", "404", "409", "415"), body=_body,
+                    params=("item_id", *WRITE), tag=ITEM),
+    }
+PATHS["/api/items/{item_id}/republish"] = {
+    "post": _op("itemRepublish", "Send a published item again, as new deliveries (editing never does)",
+                _ok("DeliveryList", "201", "Scheduled"), errors=("400", "404", "409", "415"), body="ScheduleRequest",
+                params=("item_id", *WRITE), tag=ITEM),
+}
+PATHS["/api/items/{item_id}/history"] = {
+    "get": _op("itemHistory", "Who did what to the item, and what changed", _ok("ItemEventList"),
+               errors=("404",), params=("item_id",), tag=ITEM),
+}
+_upload = _op("uploadMedia", "Upload a file (checked by content; the same bytes again give the existing file)",
+              {**_ok("Media", "201", "Created", location=True), **_ok("Media", "200", "Already in the library")},
+              errors=("400", "413"), params=WRITE, tag="media")
+_upload["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": _obj(
+    {"file": {"type": "string", "contentMediaType": "application/octet-stream",
+              "description": "JPEG, PNG, GIF, WebP ≤ 20 MB and 40 megapixels; MP3, M4A, OGG, WAV ≤ 100 MB; "
+                             "MP4, MOV, WebM ≤ 500 MB"}})}}}
+PATHS["/api/media"] = {
+    "get": _op("listMedia", "The media library, newest first", _ok("MediaPage"), errors=("400",),
+               params=("media_kind", *PAGING), tag="media"),
+    "post": _upload,
+}
+PATHS["/api/media/{media_id}"] = {
+    "get": _op("getMedia", "One file", _ok("Media"), errors=("404",), params=("media_id",), tag="media"),
+    "delete": _op("deleteMedia", "Delete a file no item or column uses", NO_CONTENT, errors=("404", "409"),
+                  params=("media_id", *WRITE), tag="media"),
+}
+ERRORS.setdefault("413", "The upload is larger than the limit for its kind.")
 PATHS["/api/openapi.json"] = {
     "get": {"operationId": "openapi", "summary": "This document (no login needed)", "tags": ["meta"],
             "security": [], "responses": {"200": {"description": "OpenAPI 3.1",
@@ -459,7 +549,7 @@ def document() -> dict[str, Any]:
         },
         "security": [{"bearer": []}, {"session": []}],
         "tags": [{"name": ITEM}, {"name": CHANNEL}, {"name": DELIVERY}, {"name": CALENDAR}, {"name": COLUMN},
-                 {"name": "meta"}],
+                 {"name": "media"}, {"name": "meta"}],
         "paths": PATHS,
         "components": {
             "schemas": SCHEMAS,

@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import EmailField, PasswordField, SelectChoice, SelectField, StringField
+from wtforms import BooleanField, EmailField, PasswordField, SelectChoice, SelectField, StringField
 
 from ..extensions import db
 from ..i18n import organisation
@@ -47,6 +47,7 @@ class OrganisationForm(FlaskForm):
     timezone = StringField(_l("Timezone"))
     locale = SelectField(_l("Default language"), validate_choice=False,
                          choices=[SelectChoice("zh_CN", "简体中文"), SelectChoice("en", "English")])
+    require_approval = BooleanField(_l("Require approval: nothing goes out before a reviewer approves it"))
 
 
 class UserForm(FlaskForm):
@@ -93,6 +94,7 @@ def index():
             errors["locale"] = _("Choose a language from the list.")
         if not errors:
             org.name, org.timezone, org.locale = name, zone, form.locale.data
+            org.require_approval = bool(form.require_approval.data)
             db.session.commit()
             flash(_("Settings saved."), "success")
             return redirect(url_for("settings.index"))
