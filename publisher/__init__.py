@@ -32,7 +32,8 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
             "pool_pre_ping": True, "pool_size": 5, "max_overflow": 10, "connect_args": {"connect_timeout": 5},
         }
-    app.config.setdefault("MAX_CONTENT_LENGTH", 16 * 1024 * 1024)
+    if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default is None (unlimited)
+        app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024  # the media upload views allow more
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["RATELIMIT_STORAGE_URI"] = _limits_uri(app.config["REDIS_URL"])

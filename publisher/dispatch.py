@@ -7,6 +7,7 @@ same delivery, and a late or repeated job finds nothing to do. See docs/architec
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from datetime import datetime, timedelta
@@ -19,7 +20,17 @@ from channels import registry
 from channels.errors import ChannelError, OutcomeUnknown, Permanent, RateLimited, Retryable
 
 from .extensions import db
-from .models import SENDABLE_ITEM_STATUSES, Channel, Column, Delivery, DeliveryEvent, Item, ItemStatus, utcnow
+from .models import (
+    SENDABLE_ITEM_STATUSES,
+    Channel,
+    Column,
+    Delivery,
+    DeliveryEvent,
+    Item,
+    ItemEvent,
+    ItemStatus,
+    utcnow,
+)
 from .models import DeliveryStatus as S
 from .posts import build_post
 
@@ -353,15 +364,19 @@ def _item_published(item_id: int, now: datetime) -> None:
         first = db.session.scalar(select(Column.first_issue).where(Column.id == column_id).with_for_update())
         last = db.session.scalar(select(func.max(Item.issue_number)).where(Item.column_id == column_id))
         values["issue_number"] = (last + 1) if last is not None else first
-    db.session.execute(
+    numbered = db.session.execute(
         update(Item)
         .where(Item.id == item_id, Item.status == ItemStatus.SCHEDULED, Item.issue_number.is_(None))
         .values(**values),
         execution_options={"synchronize_session": False},
-    )
-    db.session.execute(  # published again (numbered before): only the status
+    ).rowcount
+    republished = db.session.execute(  # published again (numbered before): only the status
         update(Item)
         .where(Item.id == item_id, Item.status == ItemStatus.SCHEDULED)
         .values(status=ItemStatus.PUBLISHED, published_at=now),
         execution_options={"synchronize_session": False},
-    )
+    ).rowcount
+    if numbered or republished:
+        changes = {"issue_number": [None, values["issue_number"]]} if numbered and "issue_number" in values else None
+        db.session.add(ItemEvent(item_id=item_id, action="published", at=now,
+                                 changes=json.dumps(changes) if changes else ""))

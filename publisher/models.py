@@ -243,6 +243,8 @@ class Media(db.Model):
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    uploaded_by: Mapped[User | None] = relationship()
+
 
 item_media = Table(
     "item_media",

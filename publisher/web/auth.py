@@ -10,7 +10,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import BooleanField, EmailField, PasswordField
-from wtforms.validators import DataRequired, Email
+from wtforms.validators import DataRequired, Email, Length
 
 from ..extensions import db, limiter, login_manager
 from ..i18n import LOCALES
@@ -23,7 +23,8 @@ login_manager.login_message = _l("Please log in to see this page.")
 
 
 class LoginForm(FlaskForm):
-    email = EmailField(_l("E-mail"), validators=[DataRequired(), Email()])
+    # Length first: the e-mail check is slow on absurdly long input.
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=254), Email()])
     password = PasswordField(_l("Password"), validators=[DataRequired()])
     remember = BooleanField(_l("Keep me logged in"))
 
