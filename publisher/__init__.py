@@ -19,6 +19,7 @@ def create_app(config: dict | None = None) -> Flask:
         template_folder=str(config_module.REPO_ROOT / "templates"),
     )
     app.config.update(conf)
+    app.json.sort_keys = False  # sorting every object's keys costs ~10% of a large JSON answer
     if not app.config["REDIS_URL"]:
         app.config["REDIS_URL"] = embedded_redis.ensure(app.instance_path)
 
