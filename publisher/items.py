@@ -175,7 +175,8 @@ def move_item(item: Item, planned_at: datetime, version: int | None) -> list[Del
     item.planned_at = planned_at
     moved = [d for d in item.deliveries if d.status == "scheduled"]
     for delivery in moved:
-        dispatch.reschedule(delivery, planned_at)
+        if not dispatch.reschedule(delivery, planned_at):  # claimed by the scheduler meanwhile
+            raise Conflict(_("A delivery of this item has just started. Reload to see where it stands."))
     db.session.flush()  # bumps the version: the calendar's next drag must be based on this one
     return moved
 

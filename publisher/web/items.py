@@ -47,6 +47,7 @@ from ..models import (
     Role,
 )
 from ..posts import issue_number
+from ..previews import previews
 from ..security import role_required
 from .media import allow_uploads
 
@@ -429,7 +430,7 @@ def _show(item: Item, form: ScheduleForm | None = None, errors: dict | None = No
         zone=org_zone().key, actions=actions, held=bool(waiting) and item.status not in sendable,
         history=item.history, describe=describe_change, field_labels=FIELD_LABELS, action_labels=ACTION_LABELS,
         duration=format_duration(item.duration_seconds), approval=workflow.approval_required(),
-        changes_of=workflow.event_changes, issue=issue_number(item),
+        changes_of=workflow.event_changes, issue=issue_number(item), previews=previews(item),
         **_deliveries_context(item),
     ), status
 
