@@ -85,9 +85,10 @@ def _migrated(base_config):
 
 def _test_organisation(app) -> None:
     """Approval is on by default in production; most tests are about what happens after it, so
-    they start with it off. The workflow tests switch it on."""
+    they start with it off (the workflow tests switch it on). Work outside a request speaks the
+    organisation's language: English here, so assertions read English; zh_CN is tested on purpose."""
     with db.engine.begin() as conn:
-        conn.execute(update(Organisation).where(Organisation.id == 1).values(require_approval=False))
+        conn.execute(update(Organisation).where(Organisation.id == 1).values(require_approval=False, locale="en"))
 
 
 def _clean(app) -> None:

@@ -50,6 +50,7 @@ def column(app) -> Column:
 
 @pytest.mark.parametrize("kind", ["rss", "atom"])
 def test_org_and_column_feeds_are_valid(app, client, column, kind):
+    set_organisation(locale="zh_CN")  # the feed speaks the organisation's language
     feed = make_channel("feed")
     published(feed, "In the column", column=column, sent_at=utcnow() - timedelta(hours=2))
     published(feed, "Outside any column")
