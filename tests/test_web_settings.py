@@ -54,7 +54,7 @@ def test_organisation_settings(app, client, users):
         resp = client.post("/settings", data={**ORG, **bad})
         assert resp.status_code == 400 and message in resp.text, bad
     org = fresh(Organisation, 1)
-    assert (org.name, org.timezone, org.locale) == ("My community", "Asia/Shanghai", "en")  # the test organisation speaks English
+    assert (org.name, org.timezone, org.locale) == ("My community", "Asia/Shanghai", "en")
     resp = client.post("/settings", data=ORG, follow_redirects=True)
     assert "Settings saved." in resp.text and "开源社区运营组" in resp.text
     org = fresh(Organisation, 1)
