@@ -27,7 +27,7 @@ from publisher.extensions import db
 from publisher.models import Delivery, DeliveryEvent, Item, utcnow
 from tests.conftest import REPO, Processes, wait_for
 from tests.doubles import Answer, WebhookDouble
-from tests.factories import make_channel, scheduled, webhook_channel
+from tests.factories import make_channel, scheduled, set_organisation, webhook_channel
 
 pytestmark = pytest.mark.slow
 
@@ -291,6 +291,7 @@ def test_up_starts_everything_and_ctrl_c_stops_it(tmp_path, webhook_double):
             "REDIS_URL": embedded_redis.url(tmp_path), "SECRET_KEY": (tmp_path / "secret_key").read_text().strip(),
         })
         with service.app_context():
+            set_organisation(require_approval=False)  # a fresh database requires approval; this is about delivery
             (d,) = scheduled([webhook_channel(webhook_double)], utcnow() + timedelta(seconds=2))
             due = d.due_at.timestamp()
             wait_for(lambda: statuses(d) == ["sent"], timeout=15)
