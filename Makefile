@@ -38,7 +38,7 @@ lint: install
 # Re-extract the messages after changing user-facing strings, then translate the new ones.
 translations-update: $(PY_STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs=".venv node_modules instance" -o publisher/translations/messages.pot .
-	$(BIN)/pybabel update -i publisher/translations/messages.pot -d publisher/translations
+	$(BIN)/pybabel update --no-fuzzy-matching -i publisher/translations/messages.pot -d publisher/translations
 
 clean:
 	rm -rf $(VENV) calendar/node_modules
