@@ -52,6 +52,9 @@ class Post:
     issue_number: int | None = None  # 第N期: final once published, predicted before
     theme: str = ""  # the column's theme for this issue
     extra: dict[str, Any] = field(default_factory=dict)  # format fields: event time and place, video/audio link …
+    locale: str = "zh_CN"  # the organisation's language: 第12期 or No. 12, dates
+    timezone: str = "UTC"  # the organisation's zone, for event times in the text
+    image_files: list[str] = field(default_factory=list)  # local paths of `images` (same order) when stored here
 
 
 @dataclass

@@ -1,10 +1,12 @@
-"""Which adapters exist: the built-in modules plus any installed package that declares an entry
-point in the `publisher.channels` group (``name = "package.module:AdapterClass"``)."""
+"""Which adapters exist: every module of this package that defines `ADAPTER` (one adapter per
+small file: channels/wecom.py, channels/slack.py …), plus any installed package that declares an
+entry point in the `publisher.channels` group (``name = "package.module:AdapterClass"``)."""
 
 from __future__ import annotations
 
 import importlib
 import logging
+import pkgutil
 from functools import lru_cache
 from importlib.metadata import entry_points
 
@@ -12,7 +14,6 @@ from .base import Channel
 
 log = logging.getLogger(__name__)
 
-BUILTIN_MODULES = ("channels.webhook", "channels.feed")
 ENTRY_POINT_GROUP = "publisher.channels"
 
 
@@ -23,9 +24,12 @@ class UnknownChannelType(LookupError):
 @lru_cache(maxsize=1)
 def available() -> dict[str, type[Channel]]:
     found: dict[str, type[Channel]] = {}
-    for name in BUILTIN_MODULES:
-        module = importlib.import_module(name)
-        found[module.ADAPTER.type] = module.ADAPTER
+    package = importlib.import_module(__package__)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__package__}.{info.name}")
+        adapter = getattr(module, "ADAPTER", None)
+        if adapter is not None:
+            found[adapter.type] = adapter
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             cls = ep.load()

@@ -10,6 +10,8 @@ from sqlalchemy import select, tuple_
 from channels.base import Post
 
 from .extensions import db
+from .i18n import organisation
+from .media import path_of
 from .models import Item, ItemStatus, Media, utcnow
 
 
@@ -64,6 +66,7 @@ def _extra(item: Item) -> dict[str, Any]:
 
 def build_post(item: Item) -> Post:
     images = ([item.cover] if item.cover else []) + [m for m in item.media if m.id != item.cover_id]
+    org = organisation()
     return Post(
         title=item.title,
         body=item.body,
@@ -79,4 +82,7 @@ def build_post(item: Item) -> Post:
         issue_number=issue_number(item),
         theme=item.theme,
         extra=_extra(item),
+        locale=org.locale,
+        timezone=org.timezone,
+        image_files=[str(path_of(m)) for m in images],
     )

@@ -16,26 +16,14 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from channels import registry
+from channels.text import count
 
 from .extensions import db
 from .models import Channel, DeliveryStatus, Item
 from .posts import build_post
 
-UNITS = ("characters", "bytes", "utf16")
 MASK = "••••••"
 MASK_MIN = 6  # shorter values are not real secrets, and hiding them would garble the text
-
-
-def count(text: str, unit: str) -> int:
-    """The length of `text` as a channel counts it: Python characters (code points), UTF-8 bytes,
-    or UTF-16 code units (what JavaScript's length and many Java/.NET services count)."""
-    if unit == "characters":
-        return len(text)
-    if unit == "bytes":
-        return len(text.encode("utf-8"))
-    if unit == "utf16":
-        return len(text.encode("utf-16-le")) // 2
-    raise ValueError(f"unknown length unit {unit!r}")
 
 
 @dataclass

@@ -34,6 +34,12 @@ class Recorded:
     def json(self):
         return json.loads(self.body)
 
+    @property
+    def query(self) -> dict[str, str]:
+        from urllib.parse import parse_qsl, urlsplit
+
+        return dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+
 
 class Double:
     def __init__(self, default: Answer | None = None):
@@ -49,7 +55,7 @@ class Double:
             def do_POST(self):  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                rec = Recorded(time.time(), "POST", self.path, dict(self.headers.items()), body)
+                rec = Recorded(time.time(), self.command, self.path, dict(self.headers.items()), body)
                 answer = double.handle(rec)
                 if answer.delay:
                     time.sleep(answer.delay)
@@ -70,7 +76,7 @@ class Double:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting
 
-            do_PUT = do_POST  # noqa: N815
+            do_PUT = do_GET = do_DELETE = do_POST  # noqa: N815
 
             def log_message(self, *args):
                 pass
