@@ -7,13 +7,18 @@ may have posted (OutcomeUnknown).
 
 from __future__ import annotations
 
+import mimetypes
+import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
 
 import requests
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from .errors import OutcomeUnknown, Retryable
+from .errors import OutcomeUnknown, Permanent, Retryable
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:
@@ -50,3 +55,39 @@ def retry_after_seconds(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+@dataclass
+class Image:
+    data: bytes
+    filename: str
+    content_type: str
+
+
+def load_image(session: requests.Session, post, index: int, *, timeout: float, max_bytes: int) -> Image:
+    """The post's image number `index` as bytes: from this server's disk when the worker shares it
+    (Post.image_files), else downloaded from its URL. Too big is Permanent: the service would refuse it."""
+    url = post.images[index]
+    filename = PurePosixPath(urlsplit(url).path).name or f"image-{index}"
+    path = post.image_files[index] if index < len(post.image_files) else None
+    if path and os.path.exists(path):
+        size = os.path.getsize(path)
+        if size > max_bytes:
+            raise Permanent(f"image {filename} is {size} bytes; this service takes at most {max_bytes}",
+                            code="image_too_large")
+        with open(path, "rb") as fh:
+            data = fh.read()
+        return Image(data, filename, mimetypes.guess_type(filename)[0] or "application/octet-stream")
+    resp = request(session, "GET", url, timeout=timeout, stream=True)
+    if resp.status_code >= 400:
+        error = Retryable if resp.status_code >= 500 else Permanent
+        raise error(f"image {filename} could not be downloaded (HTTP {resp.status_code})", code="image_download")
+    data = b""
+    for chunk in resp.iter_content(64 * 1024):
+        data += chunk
+        if len(data) > max_bytes:
+            resp.close()
+            raise Permanent(f"image {filename} is larger than {max_bytes} bytes, the most this service takes",
+                            code="image_too_large")
+    content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+    return Image(data, filename, content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream")
