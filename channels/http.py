@@ -78,7 +78,10 @@ def load_image(session: requests.Session, post, index: int, *, timeout: float, m
         with open(path, "rb") as fh:
             data = fh.read()
         return Image(data, filename, mimetypes.guess_type(filename)[0] or "application/octet-stream")
-    resp = request(session, "GET", url, timeout=timeout, stream=True)
+    try:
+        resp = request(session, "GET", url, timeout=timeout, stream=True)
+    except OutcomeUnknown as exc:  # a download posts nothing: trying again is safe
+        raise Retryable(f"image {filename} could not be downloaded: {exc.message}", code=exc.code) from exc
     if resp.status_code >= 400:
         error = Retryable if resp.status_code >= 500 else Permanent
         raise error(f"image {filename} could not be downloaded (HTTP {resp.status_code})", code="image_download")
