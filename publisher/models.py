@@ -259,6 +259,13 @@ class Item(db.Model):
     """One piece of content (PGC or UGC) in one format."""
 
     __tablename__ = "items"
+    __table_args__ = (
+        # Predicted issue numbers (schedule.Numbering): the last number per column, the planned
+        # times of a column in a range, and the unpublished items planned before a range.
+        Index("ix_items_column_issue", "column_id", "issue_number"),
+        Index("ix_items_column_planned", "column_id", "planned_at"),
+        Index("ix_items_status_planned", "status", "planned_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     column_id: Mapped[int | None] = mapped_column(ForeignKey("columns.id", ondelete="SET NULL"))
     origin: Mapped[str] = mapped_column(_str_enum(Origin), default=Origin.PGC)

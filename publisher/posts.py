@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, tuple_
 
 from channels.base import Post
 
-from .extensions import db
 from .i18n import organisation
 from .media import path_of
-from .models import Item, ItemStatus, Media, utcnow
+from .models import Item, ItemStatus, Media
+from .schedule import Numbering
 
 
 def public_url(item: Item) -> str:
@@ -26,22 +26,12 @@ def media_url(media: Media) -> str:
 
 def issue_number(item: Item) -> int | None:
     """The final number once published; before that the number it will get if everything planned
-    before it in its column goes out first (the same count as schedule.slots)."""
-    if item.issue_number is not None or item.column is None or item.planned_at is None:
+    before it in its column goes out first (the same count as the calendar and the column pages)."""
+    if item.issue_number is not None or item.column is None or item.planned_at is None \
+            or item.status == ItemStatus.PUBLISHED:
         return item.issue_number
-    from . import schedule
-
-    column = item.column
-    earlier = db.session.execute(
-        select(Item.planned_at).where(
-            Item.column_id == column.id, Item.status != ItemStatus.PUBLISHED, Item.planned_at.is_not(None),
-            tuple_(Item.planned_at, Item.id) < tuple_(item.planned_at, item.id),
-        )
-    ).scalars().all()
-    planned = {at.replace(microsecond=0) for at in earlier}
-    now = utcnow()
-    open_slots = [at for at in schedule.occurrences(column, now, item.planned_at) if at not in planned]
-    return schedule.last_issue(column) + 1 + len(earlier) + len(open_slots)
+    at = item.planned_at
+    return Numbering([item.column], at, at + timedelta(seconds=1), slots_of=set()).predicted(item.column_id, at)
 
 
 def _brand(item: Item) -> dict[str, Any]:

@@ -10,8 +10,10 @@ planned items and open slots.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import rrulestr
@@ -22,6 +24,7 @@ from .extensions import db
 from .models import Column, Item, ItemStatus, utcnow
 
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+UNPUBLISHED = tuple(s for s in ItemStatus if s != ItemStatus.PUBLISHED)  # an IN list can use an index; != cannot
 MAX_OCCURRENCES = 2000  # per query: a daily cadence over five years; guards against FREQ=MINUTELY
 
 
@@ -84,14 +87,22 @@ def column_zone(column: Column) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+@lru_cache(maxsize=256)
+def _rule(cadence: str, origin: datetime):
+    # cache=True: the rule keeps what it has expanded, so the calendar's many requests for nearby
+    # months do not walk the cadence again from its start each time. Keyed by the rule and its
+    # start, so an edited cadence is a new entry.
+    return rrulestr(cadence, dtstart=origin, cache=True)
+
+
 def occurrences(column: Column, start: datetime, end: datetime) -> list[datetime]:
     """The cadence's times in [start, end), in UTC."""
     if not column.cadence or not column.active:
         return []
     zone = column_zone(column)
-    origin = (column.cadence_start or column.created_at or utcnow()).astimezone(zone)
+    origin = (column.cadence_start or column.created_at or utcnow()).astimezone(zone).replace(microsecond=0)
     # dateutil expands wall-clock times with the zone attached, so 20:00 stays 20:00 local.
-    rule = rrulestr(column.cadence, dtstart=origin.replace(microsecond=0))
+    rule = _rule(column.cadence, origin)
     found: list[datetime] = []
     for local in rule.xafter(max(start, origin).astimezone(zone) - timedelta(microseconds=1), inc=False):
         at = local.astimezone(UTC)
@@ -109,35 +120,76 @@ def theme_for(column: Column, issue_number: int) -> str:
     return themes[(issue_number - column.first_issue) % len(themes)] if themes else ""
 
 
+class Numbering:
+    """Predicted issue numbers of [start, end) for several columns at once, in a fixed number of queries.
+
+    Per column, one timeline in time order: the planned, unpublished items (anywhere in time) and
+    the open slots from `now` on, numbered after the last published issue. Items planned at the
+    same second share a place (and a slot). Used by the calendar (many columns, one month), the
+    column pages (`slots`) and an item's predicted number (`posts.issue_number`).
+    """
+
+    def __init__(self, columns: list[Column], start: datetime, end: datetime, now: datetime | None = None,
+                 *, items_of: set[int] | None = None, slots_of: set[int] | None = None):
+        """`items_of`: columns whose planned items need a number (default all);
+        `slots_of`: columns whose slots in [start, end) to list (default all)."""
+        now = now or utcnow()
+        items_of = {c.id for c in columns} if items_of is None else items_of
+        slots_of = {c.id for c in columns} if slots_of is None else slots_of
+        self.by_time: dict[tuple[int, datetime], int] = {}  # (column, planned time) -> predicted number
+        self.slots: list[tuple[Column, Slot]] = []  # slots in [start, end) of `slots_of`, open or filled
+        # Slots count from now on: those between now and the range (a month ahead) come first.
+        ahead = {c.id: occurrences(c, now, end) for c in columns if end > now and c.active and c.cadence}
+        columns = [c for c in columns if c.id in items_of or ahead.get(c.id)]
+        if not columns:
+            return
+        ids = [c.id for c in columns]
+        unpublished = Item.status.in_(UNPUBLISHED) & Item.planned_at.is_not(None)
+        last = dict(db.session.execute(
+            select(Item.column_id, func.max(Item.issue_number)).where(Item.column_id.in_(ids)).group_by(Item.column_id)
+        ).all())
+        earlier = dict(db.session.execute(
+            select(Item.column_id, func.count(func.distinct(Item.planned_at)))
+            .where(Item.column_id.in_(ids), unpublished, Item.planned_at < start).group_by(Item.column_id)
+        ).all())
+        # Planned times in the range, and on the slot times between now and the range.
+        before = sorted({at for times in ahead.values() for at in times if at < start})
+        in_range = (Item.planned_at >= start) & (Item.planned_at < end)
+        taken: dict[int, dict[datetime, int]] = defaultdict(dict)  # column -> planned time -> an item there
+        for column_id, planned_at, item_id in db.session.execute(
+            select(Item.column_id, Item.planned_at, Item.id)
+            .where(Item.column_id.in_(ids), unpublished, in_range | Item.planned_at.in_(before) if before else in_range)
+            .order_by(Item.id)
+        ):
+            taken[column_id].setdefault(planned_at.replace(microsecond=0), item_id)
+        for column in columns:
+            mine, times = taken[column.id], ahead.get(column.id, [])
+            top = last.get(column.id)
+            first = (column.first_issue - 1 if top is None else top) + 1 + earlier.get(column.id, 0) \
+                + sum(1 for at in times if at < start and at not in mine)
+            timeline = sorted({at for at in mine if at >= start} | {at for at in times if at >= start})
+            for n, at in enumerate(timeline, start=first):
+                self.by_time[(column.id, at)] = n
+            if column.id in slots_of:
+                for at in times:
+                    if at >= start:
+                        n = self.by_time[(column.id, at)]
+                        self.slots.append((column, Slot(column.id, at, n, theme_for(column, n), mine.get(at))))
+
+    def predicted(self, column_id: int | None, planned_at: datetime) -> int | None:
+        if column_id is None:
+            return None
+        return self.by_time.get((column_id, planned_at.replace(microsecond=0)))
+
+
 def last_issue(column: Column) -> int:
     last = db.session.scalar(select(func.max(Item.issue_number)).where(Item.column_id == column.id))
     return last if last is not None else column.first_issue - 1
 
 
 def slots(column: Column, start: datetime, end: datetime, now: datetime | None = None) -> list[Slot]:
-    """The column's slots in [start, end) from `now` on, each with its predicted number and theme.
-
-    Numbers count forward from the last published issue over every planned, unpublished item
-    and every open slot, in time order.
-    """
-    now = now or utcnow()
-    times = occurrences(column, now, end)
-    planned = db.session.execute(
-        select(Item.id, Item.planned_at)
-        .where(Item.column_id == column.id, Item.planned_at.is_not(None), Item.status != ItemStatus.PUBLISHED)
-        .order_by(Item.planned_at, Item.id)
-    ).all()
-    by_time = {p.planned_at.replace(microsecond=0): p.id for p in planned}
-    # One timeline, in time order: planned items (anywhere in time) and open slots (from now on).
-    timeline = sorted([*by_time, *(t for t in times if t not in by_time)])
-    numbers = {at: n for n, at in enumerate(timeline, start=last_issue(column) + 1)}
-    result = []
-    for at in times:
-        if at < start:
-            continue
-        n = numbers[at]
-        result.append(Slot(column.id, at, n, theme_for(column, n), by_time.get(at)))
-    return result
+    """The column's slots in [start, end) from `now` on, each with its predicted number and theme."""
+    return [slot for _column, slot in Numbering([column], start, end, now, items_of=set()).slots]
 
 
 def next_slots(column: Column, count: int, now: datetime | None = None) -> list[Slot]:

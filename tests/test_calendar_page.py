@@ -480,7 +480,7 @@ def test_events_take_the_same_few_queries_however_many_items_and_columns(editor)
     assert len({e["extendedProps"]["column"]["id"] for e in got if e["extendedProps"]["kind"] == "slot"}) == 6
     planned = [e for e in got if e["extendedProps"].get("itemTitle", "").startswith("item")]
     assert len(planned) == 40 and all(len(e["extendedProps"]["deliveries"]) == 3 for e in planned)
-    assert many == few <= 4, many
+    assert many == few <= 5, many  # items, columns, channels; last issue and earlier count per column
 
 
 def exercise_the_api(api, editor: dict, reviewer: dict, channel_id: int) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,7 @@ from flask import current_app, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, select
 
 from .. import schedule
 from ..extensions import db
@@ -96,13 +95,14 @@ def _calendar(start: datetime, end: datetime, zone: ZoneInfo, narrow: Callable[[
     unnumbered = {item[COLUMN_ID] for item, _deliveries in items.values()
                   if item[COLUMN_ID] is not None and item[ISSUE] is None and item[STATUS] != ItemStatus.PUBLISHED}
     slots_of = {c.id for c in all_columns if slot_wanted(c)}
-    numbers = Numbers(start, end, [c for c in all_columns if c.id in unnumbered | slots_of], unnumbered, slots_of)
+    numbers = schedule.Numbering([c for c in all_columns if c.id in unnumbered | slots_of], start, end,
+                                 items_of=unnumbered, slots_of=slots_of)
     texts = _texts()
     editor = current_user.can(Role.EDITOR)
     columns = {c.id: _column(c.id, c.name, c.color) for c in all_columns}
     found = [_item_event(item, sorted(deliveries), zone, numbers, texts, editor, columns)
              for item, deliveries in items.values()]
-    found += [_slot_event(column, at, number, theme, zone, texts) for column, at, number, theme in numbers.open]
+    found += [_slot_event(column, slot, zone, texts) for column, slot in numbers.slots if slot.open]
     return found
 
 
@@ -181,67 +181,6 @@ def _check(values: list[str], valid: Callable[[str], bool], message: str) -> Non
         raise _bad(message % {"values": ", ".join(bad)})
 
 
-class Numbers:
-    """Predicted issue numbers of planned items and open slots of [start, end) for the columns that need them.
-
-    The same count as publisher.schedule.slots (one timeline per column of planned, unpublished
-    items anywhere in time and open slots from now on, numbered after the last published issue),
-    but in two queries for all those columns instead of two per column, and none when no column
-    needs a number (a month in the past whose items all went out).
-    """
-
-    def __init__(self, start: datetime, end: datetime, columns: list[Column], needed: set[int],
-                 slots_of: set[int]):
-        """`needed`: columns whose planned items need a number; `slots_of`: columns whose open slots to list."""
-        now = utcnow()
-        self.by_time: dict[tuple[int, datetime], int] = {}  # (column, planned time) -> predicted number
-        self.open: list[tuple[Column, datetime, int, str]] = []  # open slots in [start, end)
-        # Open slots count from now on: those between now and the range (a month ahead) come first.
-        ahead = {c.id: schedule.occurrences(c, now, end) for c in columns if end > now and c.active and c.cadence}
-        columns = [c for c in columns if c.id in needed or ahead.get(c.id)]
-        if not columns:
-            return
-        ids = [c.id for c in columns]
-        unpublished = (Item.status != ItemStatus.PUBLISHED) & Item.planned_at.is_not(None)
-        # Per column: the last issue published, and how many distinct planned times lie before the range.
-        counts = {
-            row.column_id: row for row in db.session.execute(
-                select(
-                    Item.column_id, func.max(Item.issue_number).label("last"),
-                    func.count(func.distinct(case((unpublished & (Item.planned_at < start), Item.planned_at)))
-                               ).label("before"),
-                ).where(Item.column_id.in_(ids)).group_by(Item.column_id)
-            )
-        }
-        before = sorted({at for times in ahead.values() for at in times if at < start})
-        planned: dict[int, set[datetime]] = defaultdict(set)  # in the range, and on slot times before it
-        in_range = (Item.planned_at >= start) & (Item.planned_at < end)
-        for row in db.session.execute(
-            select(Item.column_id, Item.planned_at)
-            .where(Item.column_id.in_(ids), unpublished, in_range | Item.planned_at.in_(before) if before else in_range)
-        ):
-            planned[row.column_id].add(row.planned_at.replace(microsecond=0))
-        for column in columns:
-            row = counts.get(column.id)
-            last = row.last if row is not None and row.last is not None else column.first_issue - 1
-            taken = planned[column.id]
-            times = ahead.get(column.id, [])
-            open_before = sum(1 for at in times if at < start and at not in taken)
-            first = last + 1 + (row.before if row is not None else 0) + open_before
-            timeline = sorted({at for at in taken if at >= start} | {at for at in times if at >= start})
-            for n, at in enumerate(timeline, start=first):
-                self.by_time[(column.id, at)] = n
-            for at in times:
-                if at >= start and at not in taken and column.id in slots_of:
-                    number = self.by_time[(column.id, at)]
-                    self.open.append((column, at, number, schedule.theme_for(column, number)))
-
-    def predicted(self, column_id: int | None, planned_at: datetime) -> int | None:
-        if column_id is None:
-            return None
-        return self.by_time.get((column_id, planned_at.replace(microsecond=0)))
-
-
 @dataclass(frozen=True)
 class _Texts:
     """Translated once per request: a thousand events would otherwise mean a gettext call each."""
@@ -277,7 +216,7 @@ def _column(column_id: int | None, name: str | None, value: str | None) -> dict 
     return {"id": column_id, "name": name, "color": color(value)} if column_id is not None else None
 
 
-def _item_event(item: tuple, deliveries: list[tuple[str, int, str]], zone: ZoneInfo, numbers: Numbers,
+def _item_event(item: tuple, deliveries: list[tuple[str, int, str]], zone: ZoneInfo, numbers: schedule.Numbering,
                 texts: _Texts, editor: bool, columns: dict[int, dict]) -> dict:
     """One event per item at its planned time, its deliveries (channel name, id, status) summarised."""
     item_id, name, status, version, origin, fmt, planned_at, issue_number, theme, column_id = item
@@ -321,7 +260,8 @@ def _item_event(item: tuple, deliveries: list[tuple[str, int, str]], zone: ZoneI
     }
 
 
-def _slot_event(column: Column, at: datetime, number: int, theme: str, zone: ZoneInfo, texts: _Texts) -> dict:
+def _slot_event(column: Column, slot: schedule.Slot, zone: ZoneInfo, texts: _Texts) -> dict:
+    at, number, theme = slot.at, slot.issue_number, slot.theme
     label = texts.number % {"number": number} + (f" · {theme}" if theme else "")
     col = color(column.color)
     return {
