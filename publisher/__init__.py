@@ -44,6 +44,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     db.init_app(app)
     _sqlite_pragmas(app)
+    from . import calendar_cache  # noqa: F401  (its session listeners keep the calendar's cache honest)
+
     login_manager.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)

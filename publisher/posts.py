@@ -30,7 +30,7 @@ def issue_number(item: Item) -> int | None:
     if item.issue_number is not None or item.column is None or item.planned_at is None \
             or item.status == ItemStatus.PUBLISHED:
         return item.issue_number
-    at = item.planned_at
+    at = item.planned_at.replace(microsecond=0)  # the numbering works in whole seconds, like slots
     return Numbering([item.column], at, at + timedelta(seconds=1), slots_of=set()).predicted(item.column_id, at)
 
 

@@ -140,6 +140,9 @@ class Numbering:
         self.slots: list[tuple[Column, Slot]] = []  # slots in [start, end) of `slots_of`, open or filled
         # Slots count from now on: those between now and the range (a month ahead) come first.
         ahead = {c.id: occurrences(c, now, end) for c in columns if end > now and c.active and c.cadence}
+        # These numbers hold until the first slot counted passes (or something is written).
+        first_slot = min((times[0] for times in ahead.values() if times), default=None)
+        self.fresh_for = (first_slot - now).total_seconds() if first_slot else float("inf")
         columns = [c for c in columns if c.id in items_of or ahead.get(c.id)]
         if not columns:
             return

@@ -26,9 +26,9 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import Select, select
 
-from .. import schedule
+from .. import calendar_cache, schedule
 from ..extensions import db
-from ..i18n import org_zone
+from ..i18n import locale_code, org_zone
 from ..items import Conflict, Invalid, fill_slot, move_item
 from ..models import Channel, Column, Delivery, DeliveryStatus, Item, ItemEvent, ItemStatus, Origin, Role, utcnow
 from .api_common import ApiError, is_int, json_body, not_found, require
@@ -73,15 +73,26 @@ def events():
         raise _bad(_("The end of the range must come after its start."))
     if end - start > MAX_RANGE:
         raise _bad(_("The range is too long: at most %(days)d days at a time.", days=MAX_RANGE.days))
-    found = _calendar(start, end, zone, _filtered, _slot_wanted)
-    # Unsorted keys and no pretty-printing: a month is a thousand events, and encoding is a good part of the time.
-    return current_app.response_class(json.dumps(found, ensure_ascii=False, separators=(",", ":")),
+    version = calendar_cache.version()
+    # End the read transaction begun by the login: what is read next is at least as new as the
+    # version just read, so an answer is never stored under a version newer than its data.
+    db.session.commit()
+    editor = current_user.can(Role.EDITOR)
+    request_key = f"{request.full_path}|{locale_code()}|{editor}"
+
+    def compute() -> tuple[bytes, float]:
+        found, fresh_for = _calendar(start, end, zone, _filtered, _slot_wanted)
+        # Unsorted keys and no pretty-printing: a month is a thousand events.
+        return json.dumps(found, ensure_ascii=False, separators=(",", ":")).encode(), fresh_for
+
+    return current_app.response_class(calendar_cache.cached(version, request_key, compute),
                                       mimetype="application/json")
 
 
 def _calendar(start: datetime, end: datetime, zone: ZoneInfo, narrow: Callable[[Select], Select],
-              slot_wanted: Callable[[Column], bool]) -> list[dict]:
-    """The events of [start, end): items (narrowed by `narrow`) and the open slots `slot_wanted` keeps."""
+              slot_wanted: Callable[[Column], bool]) -> tuple[list[dict], float]:
+    """The events of [start, end) (items narrowed by `narrow`, the open slots `slot_wanted` keeps),
+    and how many seconds they stay true if nothing is written (until the first counted slot passes)."""
     # Core execution: plain rows, without the ORM's per-row bookkeeping (the calendar may show a thousand).
     rows = db.session.connection().execute(narrow(_item_query(start, end))).all()
     all_columns = list(db.session.scalars(select(Column).order_by(Column.name)))
@@ -103,7 +114,7 @@ def _calendar(start: datetime, end: datetime, zone: ZoneInfo, narrow: Callable[[
     found = [_item_event(item, sorted(deliveries), zone, numbers, texts, editor, columns)
              for item, deliveries in items.values()]
     found += [_slot_event(column, slot, zone, texts) for column, slot in numbers.slots if slot.open]
-    return found
+    return found, numbers.fresh_for
 
 
 def _bad(message: str) -> ApiError:
@@ -331,7 +342,7 @@ def move(item_id: int):
                              changes=json.dumps(changes)))
     db.session.commit()
     second = timedelta(seconds=1)
-    (event,) = _calendar(item.planned_at, item.planned_at + second, org_zone(),
+    (event,), _fresh_for = _calendar(item.planned_at, item.planned_at + second, org_zone(),
                          lambda stmt: stmt.where(Item.id == item.id), lambda _column: False)
     return event
 
