@@ -28,18 +28,20 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
 
 
 def request(session: requests.Session, method: str, url: str, *, timeout: float, **kwargs) -> requests.Response:
+    # The errors raised here never chain requests' exception: its text holds the URL, and with it
+    # a robot's key or a bot's token, which a logged traceback would then show.
     try:
         return session.request(method, url, timeout=(min(5.0, timeout), timeout), **kwargs)
-    except requests.ConnectTimeout as exc:
-        raise Retryable("the service could not be reached in time", code="connect_timeout") from exc
-    except requests.ReadTimeout as exc:
-        raise OutcomeUnknown(f"no answer within {timeout:g} seconds", code="timeout") from exc
+    except requests.ConnectTimeout:
+        raise Retryable("the service could not be reached in time", code="connect_timeout") from None
+    except requests.ReadTimeout:
+        raise OutcomeUnknown(f"no answer within {timeout:g} seconds", code="timeout") from None
     except requests.ConnectionError as exc:
         if _never_connected(exc):
-            raise Retryable("the service could not be reached", code="connection_refused") from exc
-        raise OutcomeUnknown("the connection broke before the service answered", code="connection_reset") from exc
+            raise Retryable("the service could not be reached", code="connection_refused") from None
+        raise OutcomeUnknown("the connection broke before the service answered", code="connection_reset") from None
     except requests.RequestException as exc:
-        raise Retryable(f"request failed: {type(exc).__name__}", code="request_error") from exc
+        raise Retryable(f"request failed: {type(exc).__name__}", code="request_error") from None
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -81,7 +83,7 @@ def load_image(session: requests.Session, post, index: int, *, timeout: float, m
     try:
         resp = request(session, "GET", url, timeout=timeout, stream=True)
     except OutcomeUnknown as exc:  # a download posts nothing: trying again is safe
-        raise Retryable(f"image {filename} could not be downloaded: {exc.message}", code=exc.code) from exc
+        raise Retryable(f"image {filename} could not be downloaded: {exc.message}", code=exc.code) from None
     if resp.status_code >= 400:
         error = Retryable if resp.status_code >= 500 else Permanent
         raise error(f"image {filename} could not be downloaded (HTTP {resp.status_code})", code="image_download")
