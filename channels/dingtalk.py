@@ -35,7 +35,7 @@ from .base import Channel, Field, Limits, Message, Post, Receipt
 from .errors import OutcomeUnknown, Permanent, RateLimited, Retryable
 from .http import request, retry_after_seconds
 from .text import count, cut
-from .wecom import SubsetWriter, cover_url, escape_text, labels, render_markdown, safe_url
+from .wecom import SubsetWriter, cover_url, labels, render_markdown, safe_url
 
 DEFAULT_BASE_URL = "https://oapi.dingtalk.com"
 BODY_MAX_BYTES = 20_000
@@ -80,7 +80,7 @@ class DingTalk(Channel):
         errors = super().validate_config(config)
         secret = config.get("secret")
         if secret and not str(secret).startswith("SEC"):
-            errors["secret"] = "must start with SEC"
+            errors["secret"] = "must start with SEC"  # noqa: S105 (a message, not a password)
         return errors
 
     # render -------------------------------------------------------------------------------------

@@ -249,17 +249,19 @@ def render_markdown(channel_type: str, post: Post, writer: SubsetWriter, limit: 
     if measure(content) <= limit:
         return content
     tail = f" [{words['more']}]({values['url']})" if post.url else ""
-    room = count(body, unit) - (measure(content) - limit)
-    for _ in range(5):  # the measure may not be additive (JSON escaping): shrink until it fits
-        short, _cut = cut_markdown(body, max(0, room), unit, tail=tail)
-        content = fill(short, True)
-        over = measure(content) - limit
-        if over <= 0 or room <= 0:
-            break
-        room -= over
-    if measure(content) > limit:  # the template alone is too long (a very long intro or sign-off)
-        content = cut(content, limit, unit)
-    return content
+    # The longest cut body that fits: a binary search, because the service's measure need not be
+    # additive (JSON escaping) and the cut prefers a paragraph end.
+    best, lo, hi = None, 0, count(body, unit)
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        candidate = fill(cut_markdown(body, mid, unit, tail=tail)[0], True)
+        if measure(candidate) <= limit:
+            best, lo = candidate, mid + 1
+        else:
+            hi = mid - 1
+    if best is None:  # the template alone is too long (a very long intro or sign-off)
+        best = cut(fill("", True), limit, unit)
+    return best
 
 
 # --- the adapter ----------------------------------------------------------------------------------
@@ -360,7 +362,8 @@ class WeCom(Channel):
     def _news(self, post: Post, cover: str) -> Message:
         issue = templating.issue_label(post)
         title = cut(f"{issue}｜{post.title}" if issue else post.title, NEWS_TITLE_MAX_BYTES, "bytes")
-        description = templating.render(self.type, post, "txt", body=re.sub(r"\n\s*\n", "\n", markup.plain(post.body)), words=labels(post))
+        body = re.sub(r"\n\s*\n", "\n", markup.plain(post.body))  # a card has no room for blank lines
+        description = templating.render(self.type, post, "txt", body=body, words=labels(post))
         description = cut(description, NEWS_DESCRIPTION_MAX_BYTES, "bytes")
         article = {"title": title, "description": description, "url": post.url, "picurl": cover}
         preview = f"{title}\n{description}\n{post.url}"
@@ -371,8 +374,9 @@ class WeCom(Channel):
 
     def _post(self, body: dict, what: str) -> dict:
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        resp = request(self.session, "POST", f"{self.base_url}/cgi-bin/webhook/send", params={"key": self.config["key"]},
-                       data=data, headers={"Content-Type": "application/json; charset=utf-8"}, timeout=self.timeout)
+        resp = request(self.session, "POST", f"{self.base_url}/cgi-bin/webhook/send",
+                       params={"key": self.config["key"]}, data=data,
+                       headers={"Content-Type": "application/json; charset=utf-8"}, timeout=self.timeout)
         return classify(resp, what=what)
 
     def _image_bodies(self, message: Message) -> list[dict]:
@@ -383,7 +387,7 @@ class WeCom(Channel):
             image = load_image(self.session, source, index, timeout=self.timeout, max_bytes=DOWNLOAD_MAX_BYTES)
             data = _fit_image(image.data, image.filename)
             bodies.append({"msgtype": "image", "image": {"base64": base64.b64encode(data).decode(),
-                                                         "md5": hashlib.md5(data).hexdigest()}})
+                                                         "md5": hashlib.md5(data, usedforsecurity=False).hexdigest()}})
         return bodies
 
     def send(self, message: Message, *, idempotency_key: str) -> Receipt:

@@ -59,7 +59,7 @@ class WeComDouble(Double):
                 return error(40009, "invalid image size")
             if not data or len(data) > 2 * 1024 * 1024:
                 return error(40009, "invalid image size")
-            if hashlib.md5(data).hexdigest() != image.get("md5"):
+            if hashlib.md5(data, usedforsecurity=False).hexdigest() != image.get("md5"):
                 return error(301019, "media md5 not match")
             if not (data[:3] == b"\xff\xd8\xff" or data[:8] == b"\x89PNG\r\n\x1a\n"):
                 return error(40004, "invalid media type")
