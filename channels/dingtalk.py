@@ -33,9 +33,9 @@ from flask_babel import lazy_gettext as _l
 from . import templating
 from .base import Channel, Field, Limits, Message, Post, Receipt
 from .errors import OutcomeUnknown, Permanent, RateLimited, Retryable
-from .http import request, retry_after_seconds
+from .http import retry_after_seconds
 from .text import count, cut
-from .wecom import SubsetWriter, cover_url, labels, render_markdown, safe_url
+from .wecom import SubsetWriter, cover_url, labels, post_json, render_markdown, safe_url
 
 DEFAULT_BASE_URL = "https://oapi.dingtalk.com"
 BODY_MAX_BYTES = 20_000
@@ -119,9 +119,8 @@ class DingTalk(Channel):
         if secret:
             timestamp = str(int(time.time() * 1000))
             params.update(timestamp=timestamp, sign=sign(secret, timestamp))  # requests URL-encodes it once
-        resp = request(self.session, "POST", f"{self.base_url}/robot/send", params=params,
-                       data=body_bytes(message.payload),
-                       headers={"Content-Type": "application/json; charset=utf-8"}, timeout=self.timeout)
+        resp = post_json(self.session, f"{self.base_url}/robot/send", params=params, body=message.payload,
+                         timeout=self.timeout)
         if resp.status_code == 429:
             raise RateLimited("too many requests", code=429,
                               retry_after=retry_after_seconds(resp.headers.get("Retry-After")) or THROTTLE_SECONDS)

@@ -266,6 +266,20 @@ def render_markdown(channel_type: str, post: Post, writer: SubsetWriter, limit: 
 
 # --- the adapter ----------------------------------------------------------------------------------
 
+def post_json(session, url: str, *, params: dict, body: dict, timeout: float):
+    """channels.http.request without the transport exception chained to its error: that exception's
+    text holds the whole URL, and with it the robot's key or token, in any traceback that is logged."""
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    try:
+        return request(session, "POST", url, params=params, data=data,
+                       headers={"Content-Type": "application/json; charset=utf-8"}, timeout=timeout)
+    except ChannelError as exc:
+        error = exc
+    error.__cause__ = error.__context__ = None
+    error.__suppress_context__ = True
+    raise error
+
+
 class PartlySent(OutcomeUnknown):
     """Part of a multi-message post went out before a later message failed; a person must decide."""
 
@@ -373,10 +387,8 @@ class WeCom(Channel):
     # send ---------------------------------------------------------------------------------------
 
     def _post(self, body: dict, what: str) -> dict:
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        resp = request(self.session, "POST", f"{self.base_url}/cgi-bin/webhook/send",
-                       params={"key": self.config["key"]}, data=data,
-                       headers={"Content-Type": "application/json; charset=utf-8"}, timeout=self.timeout)
+        resp = post_json(self.session, f"{self.base_url}/cgi-bin/webhook/send", params={"key": self.config["key"]},
+                         body=body, timeout=self.timeout)
         return classify(resp, what=what)
 
     def _image_bodies(self, message: Message) -> list[dict]:

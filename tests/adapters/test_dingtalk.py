@@ -8,6 +8,7 @@ import hmac
 import json
 import socket
 import time
+import traceback
 from types import SimpleNamespace
 from urllib.parse import quote_plus
 
@@ -250,6 +251,7 @@ def test_no_answer_is_outcome_unknown(robot):
         channel.send(channel.render(make_post()), idempotency_key="k")
     assert info.value.code == "timeout"
     assert_no_secret(info.value)
+    assert_no_secret("".join(traceback.format_exception(info.value)))
 
 
 def test_refused_connection_is_retryable():
@@ -260,3 +262,4 @@ def test_refused_connection_is_retryable():
     with pytest.raises(Retryable) as info:
         channel.send(channel.render(make_post()), idempotency_key="k")
     assert_no_secret(info.value)
+    assert_no_secret("".join(traceback.format_exception(info.value)))  # nor in a logged traceback

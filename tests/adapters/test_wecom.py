@@ -7,6 +7,7 @@ import io
 import json
 import random
 import socket
+import traceback
 
 import pytest
 from PIL import Image
@@ -255,6 +256,7 @@ def test_no_answer_is_outcome_unknown(robot):
         channel.send(channel.render(make_post()), idempotency_key="k")
     assert info.value.code == "timeout"
     assert_no_secret(info.value)
+    assert_no_secret("".join(traceback.format_exception(info.value)))
 
 
 def test_refused_connection_is_retryable():
@@ -265,6 +267,7 @@ def test_refused_connection_is_retryable():
     with pytest.raises(Retryable) as info:
         channel.send(channel.render(make_post()), idempotency_key="k")
     assert_no_secret(info.value)
+    assert_no_secret("".join(traceback.format_exception(info.value)))  # nor in a logged traceback
 
 
 # --- send: images ----------------------------------------------------------------------------------
