@@ -142,6 +142,7 @@ def test_long_title_is_cut_to_the_header_limit():
 # --- send ------------------------------------------------------------------------------------------
 
 def test_send_posts_json_to_the_webhook_and_reads_ok(slack):
+    slack.answer(ok())
     channel = adapter(slack)
     message = channel.render(make_post())
     receipt = channel.send(message, idempotency_key="k1")
