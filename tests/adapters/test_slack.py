@@ -34,11 +34,20 @@ def make_post(**overrides) -> Post:
     return Post(**values)
 
 
-@pytest.fixture
-def slack():
+@pytest.fixture(scope="module")
+def _server():
     d = SlackDouble()
     yield d
     d.close()
+
+
+@pytest.fixture
+def slack(_server):
+    """One server for the module (starting and stopping one takes half a second), fresh for each test."""
+    server = _server
+    server.script.clear()
+    server.requests.clear()
+    return server
 
 
 def adapter(double, **config) -> Slack:
