@@ -142,6 +142,7 @@ def body_blocks(body: str) -> list[tuple[str, str]]:
 def chunks(text: str, limit: int = SECTION_MAX) -> list[str]:
     """Section texts of at most `limit` characters, split between paragraphs, else lines, else words,
     never inside a <url|text> link."""
+    limit -= 8  # room to close and reopen a code block split between sections
     out: list[str] = []
     current = ""
     for para in text.split("\n\n"):
@@ -159,7 +160,18 @@ def chunks(text: str, limit: int = SECTION_MAX) -> list[str]:
         current = para
     if current:
         out.append(current)
-    return [c for c in out if c.strip()]
+    return _balance_fences([c for c in out if c.strip()])
+
+
+def _balance_fences(parts: list[str]) -> list[str]:
+    """A code block split between two sections is closed at the end of one and reopened in the next."""
+    out, carry = [], False
+    for part in parts:
+        if carry:
+            part = "```\n" + part
+        carry = part.count("```") % 2 == 1
+        out.append(part + "\n```" if carry else part)
+    return out
 
 
 def _split_at(text: str, limit: int) -> int:

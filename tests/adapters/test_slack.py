@@ -239,3 +239,12 @@ def test_registry_finds_the_adapter():
     assert registry.get("slack") is ADAPTER is Slack
     assert Slack.secret_fields() == {"webhook_url"}
     assert Slack.limits.rate_limit == "1/second" and not Slack.idempotent
+
+
+def test_a_code_block_split_between_sections_is_closed_and_reopened():
+    message = Slack({"webhook_url": "x"}).render(make_post(body="```\n" + "x = 1 < 2\n" * 600 + "```"))
+    code_sections = [t for t in sections(message) if "x = 1" in t]
+    assert len(code_sections) >= 2
+    for text in code_sections:
+        assert len(text) <= SECTION_MAX and text.count("```") == 2
+        assert text.startswith("```") and text.endswith("```")
