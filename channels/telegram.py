@@ -125,17 +125,18 @@ def _marker(out: list[str], marker: str) -> None:
     out.append(marker)
 
 
-def _inline(children) -> str:
-    out: list[str] = []
-    depth = {"strong": 0, "em": 0, "s": 0}
+def _inline(children, *, bold: bool = False) -> str:
+    out: list[str] = ["*"] if bold else []
+    depth = {"strong": int(bold), "em": 0, "s": 0}
     links: list[str | None] = []  # href of each open link; None when shown as plain text
     for tok in children:
         kind = tok.type
         if kind == "text":
             out.append(escape(tok.content))
         elif kind == "code_inline":
-            # bold/italic/strike may not contain code entities: inside them code is plain text
-            out.append(escape(tok.content) if any(depth.values()) else f"`{escape_code(tok.content)}`")
+            # no other entity may contain a code entity: inside bold, italic, strike or a link it is plain text
+            inside = any(depth.values()) or any(href is not None for href in links)
+            out.append(escape(tok.content) if inside else f"`{escape_code(tok.content)}`")
         elif kind in ("softbreak", "hardbreak"):
             out.append("\n")
         elif kind.endswith("_open") and kind[:-5] in depth:
@@ -163,6 +164,8 @@ def _inline(children) -> str:
             alt = tok.content or tok.attrGet("src") or ""
             src = tok.attrGet("src") or ""
             out.append(link(alt, src) if src.startswith(_SAFE_SCHEMES) and not links else escape(alt))
+    if bold:
+        _marker(out, "*")
     return "".join(out)
 
 
@@ -195,9 +198,7 @@ def body_blocks(body: str) -> list[str]:
         elif kind == "blockquote_close":
             quote -= 1
         elif kind == "inline":
-            text = _inline(tok.children or [])
-            if heading:  # Telegram has no headings: bold, unless bold is already inside
-                text = f"*{text}*" if "*" not in text.replace("\\*", "") else text
+            text = _inline(tok.children or [], bold=heading)  # Telegram has no headings: bold instead
             text = prefix + text
             if quote and not lists:
                 text = "\n".join(">" + line for line in text.split("\n"))
@@ -216,7 +217,7 @@ def body_blocks(body: str) -> list[str]:
             blocks.append("———")
     if item_blocks:
         blocks.append("\n".join(item_blocks))
-    return [b for b in blocks if b.strip()]
+    return [b for b in blocks if visible(b).strip()]
 
 
 class Telegram(Channel):
@@ -341,7 +342,9 @@ class Telegram(Channel):
         except ValueError:
             answer = None
         if not isinstance(answer, dict) or "ok" not in answer:
-            if resp.status_code >= 500 or resp.status_code in (408, 429):
+            if resp.status_code == 429:
+                raise RateLimited("Too Many Requests", code=429)
+            if resp.status_code >= 500 or resp.status_code == 408:
                 raise Retryable(f"HTTP {resp.status_code} {resp.reason or ''}".strip(), code=resp.status_code)
             if resp.status_code >= 400:
                 raise Permanent(f"HTTP {resp.status_code} {resp.reason or ''}".strip(), code=resp.status_code)

@@ -45,6 +45,8 @@ def parse_markdown_v2(text: str) -> str:
             out.append(text[i + 1])
             i += 2
             continue
+        if ch == "`" and open_:  # formatting entities may not contain code or pre (Bot API docs)
+            raise EntityError(f"Can't find end of {_name(open_[-1])} entity at byte offset {byte_offset(i)}")
         if text.startswith("```", i):
             j = i + 3
             newline = text.find("\n", j)

@@ -82,12 +82,22 @@ def test_article_is_sent_as_markdown_v2_and_parses(tg):
     assert "[docs](https://x.example/a_(b\\)%5Cc)" in body["text"]  # the parser percent-encodes a backslash
     assert "*第12期：社群运营 \\(v2\\.0\\)\\!*" in body["text"]
     assert "~old~" in body["text"] and "*Plan\\_A*" in body["text"]
-    assert receipt.remote_id == str(tg.sent and 101) and receipt.url == "https://t.me/community_cn/101"
+    assert receipt.remote_id == "101" and receipt.url == "https://t.me/community_cn/101"
     assert body["link_preview_options"] == {"url": "https://pub.example/archive/7"}
 
 
+def test_markup_that_telegram_reads_differently(tg):
+    ch = adapter(tg)
+    # "_a__b_" would open an underline; code may not sit inside bold; a nested em must not double up
+    msg = ch.render(post(body="*a*_b_ **bold `code` here** *x _y_ z* [*e* `f`](https://e.x)\n\n## `g` h"))
+    assert "_a_**_b_" in msg.payload["text"] and "*bold code here*" in msg.payload["text"]
+    assert "[_e_ f](https://e.x)" in msg.payload["text"] and "*g h*" in msg.payload["text"]
+    ch.send(msg, idempotency_key="k")
+    assert "ab bold code here x y z e f\n\ng h" in tg.sent[-1]["text"] == msg.preview
+
+
 def test_random_nasty_bodies_always_parse():
-    pieces = ["**b**", "_i_", "`c`", "~~s~~", "[l](https://e.x/(y))", "\n\n", "\n- ", "\n1. ", "> ", "# ",
+    pieces = ["**b**", "_i_", "*i*", "`c`", "~~s~~", "[l](https://e.x/(y))", "\n\n", "\n- ", "\n1. ", "> ", "# ",
               "\n```\n`\\\n```\n", "\\", "`", "*", "_", "[", "]", "(", ")", "!", ".", "#", "|", "||", "{", "}",
               "<", "&", "😀", "中文", " ", "x", "__", "***"]
     rng = random.Random(20261123)
@@ -101,6 +111,20 @@ def test_random_nasty_bodies_always_parse():
         except EntityError as exc:  # pragma: no cover - the failure message is the useful part
             pytest.fail(f"{body!r}: {exc}\n{msg.payload['text']}")
         assert shown == msg.preview == visible(msg.payload["text"])
+
+
+def test_random_long_bodies_are_cut_within_the_limit_and_still_parse():
+    pieces = ["**b**", "_i_", "`c`", "[l](https://e.x/(y))", "\n\n", "\n- ", "\n1. ", "> ", "# ", "\n```\n`\\\n```\n",
+              "\\", "`", "*", "_", "[", "]", "(", ")", ".", "😀", "中文段落内容。" * 5, " ", "x" * 30]
+    rng = random.Random(7)
+    ch = Telegram({"chat_id": "@c", "bot_token": TOKEN})
+    for _ in range(40):
+        body = "".join(rng.choice(pieces) for _ in range(rng.randint(100, 600)))
+        msg = ch.render(post(body=body, images=["https://pub.example/m.png"] if rng.random() < 0.5 else [],
+                             brand={"intro": "intro!" * rng.choice((0, 1, 300))}))
+        text = msg.payload.get("text") or msg.payload.get("caption")
+        assert parse_markdown_v2(text) == msg.preview
+        assert msg.length == utf16(msg.preview) <= msg.meta["limit"]
 
 
 def test_long_text_is_cut_to_4096_utf16_units_with_the_link(tg):
