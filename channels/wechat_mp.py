@@ -1,6 +1,6 @@
 """WeChat Official Account (微信公众号): an item becomes a published article.
 
-Publishing is five kinds of calls, each authenticated by an access token in the query string:
+Publishing takes these calls, each but the first authenticated by an access token in the query string:
   GET  cgi-bin/token                      appid + secret -> access_token (7200 s; 2000 fetches a day)
   POST cgi-bin/media/uploadimg            each image of the article (JPG/PNG under 1 MB) -> its WeChat URL
   POST cgi-bin/material/add_material      the cover, as a permanent image -> media_id (the draft's thumb)
@@ -287,6 +287,16 @@ class WechatMP(Channel):
         self._token: str | None = None
         self._token_fresh = False
         self._refreshed = False
+
+    @classmethod
+    def validate_config(cls, config: dict) -> dict[str, str]:
+        errors = super().validate_config(config)
+        if len(str(config.get("author") or "")) > AUTHOR_MAX:
+            errors["author"] = _l("WeChat shows at most 16 characters of an author.")
+        wait = config.get("publish_wait")
+        if wait not in (None, "") and not (isinstance(wait, int) and 0 <= wait <= 300):
+            errors["publish_wait"] = _l("Enter a number of seconds from 0 to 300.")
+        return errors
 
     # --- render -------------------------------------------------------------------------------
 

@@ -586,3 +586,11 @@ def test_render_is_pure(double, tmp_path):
     before = len(double.requests)
     assert render(double, p).payload == render(double, p).payload
     assert len(double.requests) == before
+
+
+def test_configuration_is_checked():
+    ok = {"appid": "wx1", "secret": "s"}
+    assert WechatMP.validate_config(ok) == {}
+    assert set(WechatMP.validate_config({**ok, "author": "作" * 17})) == {"author"}
+    assert set(WechatMP.validate_config({**ok, "publish_wait": 301})) == {"publish_wait"}
+    assert WechatMP.validate_config({**ok, "publish_wait": 0, "author": "作" * 16}) == {}
