@@ -44,7 +44,12 @@ def create_app(config: dict | None = None) -> Flask:
 
     db.init_app(app)
     _sqlite_pragmas(app)
+    from channels.registry import share_token_cache
+    from workers.queues import SharedCache
+
     from . import calendar_cache  # noqa: F401  (its session listeners keep the calendar's cache honest)
+
+    share_token_cache(SharedCache(app.config["REDIS_URL"]))
 
     login_manager.init_app(app)
     csrf.init_app(app)

@@ -35,6 +35,10 @@ from .models import DeliveryStatus as S
 from .posts import build_post
 
 log = logging.getLogger(__name__)
+# RQ's limit on one job. Each adapter bounds its own send (max_send_seconds: a WeChat publish
+# waits for review up to minutes); this only stops a job that hangs past every timeout. Every
+# state change is conditional, so a job stopped here leaves a delivery the sweep takes back.
+JOB_TIMEOUT = 3600
 
 # Why a delivery is where it is; the web pages explain each in the editor's language.
 REASONS = (
@@ -191,7 +195,7 @@ def enqueue(claimed: list[tuple[int, int]]) -> int:
     jobs = [
         Queue.prepare_data(
             "workers.jobs.deliver", args=(i, a), job_id=f"delivery-{i}-{a}",
-            timeout=600, result_ttl=300, failure_ttl=7 * 86400,
+            timeout=JOB_TIMEOUT, result_ttl=300, failure_ttl=7 * 86400,
         )
         for i, a in claimed
     ]

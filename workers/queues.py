@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import redis
 from flask import current_app
 from rq import Queue
@@ -26,3 +28,32 @@ def delivery_queue(connection: redis.Redis | None = None) -> Queue:
     return Queue(
         f"{current_app.config['QUEUE']}-deliveries", connection=connection or get_redis(), default_timeout=300
     )
+
+
+class SharedCache:
+    """Small values shared by every process (adapters' service tokens), in Redis. A Redis outage
+    makes it forget, never fail: the adapter then fetches a fresh token."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._client: redis.Redis | None = None
+
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None:
+            self._client = connect(self.url)
+        return self._client
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self.client.get(key)
+        except redis.RedisError:
+            return None
+
+    def set(self, key: str, value: str, ex: int | None = None) -> None:
+        with contextlib.suppress(redis.RedisError):
+            self.client.set(key, value, ex=ex)
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(redis.RedisError):
+            self.client.delete(key)
