@@ -63,6 +63,9 @@ def create_app(config: dict | None = None) -> Flask:
     register_blueprints(app)
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # urllib3 logs every request's URL at DEBUG, and several services put the credential in the
+    # URL (a WeCom robot's key, a Telegram bot's token): never, whatever the root level.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
     return app
 
 

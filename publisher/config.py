@@ -34,6 +34,7 @@ SETTINGS: dict[str, tuple[object, type]] = {
     "PUBLIC_RATE_LIMIT": ("60 per minute", str),
     "LOGIN_RATE_LIMIT": ("10 per minute", str),
     "API_RATE_LIMIT": ("600 per minute", str),
+    "TEST_MESSAGE_RATE_LIMIT": ("10 per minute", str),
     "SESSION_COOKIE_SECURE": (False, bool),
 }
 

@@ -72,7 +72,7 @@ def _payload_text(payload: Any) -> str:
     return json.dumps(payload, ensure_ascii=False, indent=2, default=str)
 
 
-def _mask(text: str, secrets: list[str]) -> str:
+def mask(text: str, secrets: list[str]) -> str:
     # Defence in depth: an adapter that echoes a token into its payload must not show it here.
     for secret in secrets:
         if len(secret) >= MASK_MIN:
@@ -107,10 +107,10 @@ def preview(item: Item, channel: Channel) -> Preview:
     except Exception as exc:
         base.error = _("%(channel)s cannot format this item: %(reason)s. Change the item, or this channel's "
                        "settings, before it is sent.", channel=base.type_label,
-                       reason=_mask(str(exc), secrets) or type(exc).__name__)
+                       reason=mask(str(exc), secrets) or type(exc).__name__)
         return base
-    base.payload = _mask(_payload_text(message.payload), secrets)
-    base.text = _mask(message.preview, secrets)
+    base.payload = mask(_payload_text(message.payload), secrets)
+    base.text = mask(message.preview, secrets)
     base.length = length
     if limits.max_length is not None:
         base.over_by = max(0, length - limits.max_length)

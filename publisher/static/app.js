@@ -9,6 +9,17 @@ document.addEventListener("submit", (event) => {
   }
 });
 
+// <form data-busy="Sending…">: a form that waits on a remote service shows it is working and
+// cannot be sent twice.
+document.addEventListener("submit", (event) => {
+  const busy = event.target.dataset && event.target.dataset.busy;
+  const button = busy && !event.defaultPrevented && event.target.querySelector("button[type=submit]");
+  if (button) {
+    button.disabled = true;
+    button.textContent = busy;
+  }
+});
+
 // Typing a date into a field marked data-select-when="at" selects the matching "when" choice.
 document.addEventListener("input", (event) => {
   const value = event.target.dataset && event.target.dataset.selectWhen;

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -24,9 +24,10 @@ from channels.base import Channel as Adapter
 from channels.base import Field
 
 from ..crypto import SecretsUnreadable
-from ..extensions import db
+from ..extensions import db, limiter
 from ..models import Channel, Delivery, DeliveryStatus, Role
 from ..security import role_required
+from ..test_message import send_test
 
 bp = Blueprint("channels", __name__, url_prefix="/channels")
 log = logging.getLogger(__name__)
@@ -209,6 +210,26 @@ def toggle(channel_id: int):
         flash(_("Channel %(name)s is switched off: its planned deliveries wait until it is switched on again, "
                 "and nothing new can be scheduled on it.", name=channel.name), "info")
     return redirect(url_for("channels.index"))
+
+
+@bp.post("/<int:channel_id>/test")
+@role_required(Role.ADMIN)
+@limiter.limit(lambda: current_app.config["TEST_MESSAGE_RATE_LIMIT"], key_func=lambda: str(current_user.id))
+def test(channel_id: int):
+    """Send one real message now and tell what the service answered."""
+    channel = _channel(channel_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    _adapter(channel.type)
+    try:
+        outcome = send_test(channel)
+    except SecretsUnreadable:
+        flash(_("This channel's settings cannot be read on this server (they were saved with another secret key). "
+                "Enter them again."), "error")
+        return redirect(url_for("channels.edit", channel_id=channel.id))
+    flash(outcome.text, "success" if outcome.ok else "error")
+    return redirect(request.form.get("next") if request.form.get("next") == url_for("channels.edit",
+                    channel_id=channel.id) else url_for("channels.index"))
 
 
 @bp.post("/<int:channel_id>/delete")
