@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from flask import current_app, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -82,8 +83,8 @@ def events():
 
     def compute() -> tuple[bytes, float]:
         found, fresh_for = _calendar(start, end, zone, _filtered, _slot_wanted)
-        # Unsorted keys and no pretty-printing: a month is a thousand events.
-        return json.dumps(found, ensure_ascii=False, separators=(",", ":")).encode(), fresh_for
+        # orjson: a month is a thousand events, and the standard encoder took a fifth of the time.
+        return orjson.dumps(found), fresh_for
 
     return current_app.response_class(calendar_cache.cached(version, request_key, compute),
                                       mimetype="application/json")
