@@ -28,6 +28,7 @@ import hmac
 import json
 import time
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from . import templating
@@ -80,7 +81,7 @@ class DingTalk(Channel):
         errors = super().validate_config(config)
         secret = config.get("secret")
         if secret and not str(secret).startswith("SEC"):
-            errors["secret"] = "must start with SEC"  # noqa: S105 (a message, not a password)
+            errors["secret"] = _("A signing secret starts with SEC (copy it from the robot's security settings).")
         return errors
 
     # render -------------------------------------------------------------------------------------

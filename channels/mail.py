@@ -33,6 +33,7 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate, getaddresses, parseaddr
 
 import nh3
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
@@ -96,18 +97,18 @@ class Email(Channel):
     def validate_config(cls, config: dict) -> dict[str, str]:
         errors = super().validate_config(config)
         if config.get("sender") and not sender_address(str(config["sender"])):
-            errors["sender"] = "Enter an address like news@example.cn or 社群周刊 <news@example.cn>."
+            errors["sender"] = _("Enter an address like news@example.cn or 社群周刊 <news@example.cn>.")
         if config.get("recipients"):
             good, bad = parse_recipients(str(config["recipients"]))
             if bad:
-                errors["recipients"] = "Not an e-mail address: " + ", ".join(bad[:5])
+                errors["recipients"] = _("Not an e-mail address: %(addresses)s", addresses=", ".join(bad[:5]))
             elif not good:
                 errors["recipients"] = "required"
         port = config.get("port")
         if port not in (None, "") and not (isinstance(port, int) and 0 < port < 65536):
-            errors["port"] = "Enter a port between 1 and 65535."
+            errors["port"] = _("Enter a port between 1 and 65535.")
         if config.get("password") and not config.get("username"):
-            errors["username"] = "A password needs a user name."
+            errors["username"] = _("A password needs a user name.")
         return errors
 
     # -- configuration -------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from . import markup, templating
@@ -101,7 +102,7 @@ class Mastodon(Channel):
     def validate_config(cls, config: dict) -> dict[str, str]:
         errors = super().validate_config(config)
         if config.get("visibility") not in (None, "", *VISIBILITIES):
-            errors["visibility"] = "one of " + ", ".join(VISIBILITIES)
+            errors["visibility"] = _("Choose one of: %(choices)s", choices=", ".join(VISIBILITIES))
         return errors
 
     # --- render ---------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def test_registry_and_declarations():
     from limits import parse
     assert parse(ADAPTER.limits.rate_limit).amount == 300 and parse(ADAPTER.limits.rate_limit).get_expiry() == 300
     assert Mastodon.validate_config({"base_url": "https://m.example", "access_token": "t", "visibility": "x"}) \
-        == {"visibility": "one of public, unlisted, private"}
+        == {"visibility": "Choose one of: public, unlisted, private"}
     assert Mastodon.validate_config({"base_url": "https://m.example", "access_token": "t"}) == {}
 
 
