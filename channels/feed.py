@@ -7,7 +7,9 @@ whose delivery to a feed channel was sent. Nothing leaves the machine, so a repe
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 
+from . import markup, templating
 from .base import Channel, Field, Limits, Message, Post, Receipt
 
 
@@ -19,8 +21,10 @@ class Feed(Channel):
     limits = Limits(markup="html")
 
     def render(self, post: Post) -> Message:
-        preview = f"{post.title}\n\n{post.body}"
-        return Message(payload={"title": post.title, "url": post.url}, preview=preview, length=len(preview))
+        # The entry's content as feed readers show it (templates/posts/feed/); the feed pages
+        # render the same way when they list the item.
+        html = templating.render("feed", post, "html", body=Markup(markup.safe_html(post.body)))  # noqa: S704
+        return Message(payload={"title": post.title, "url": post.url, "html": html}, preview=html, length=len(html))
 
     def send(self, message: Message, *, idempotency_key: str) -> Receipt:
         return Receipt(remote_id=idempotency_key, url=message.payload["url"])

@@ -8,10 +8,13 @@ services without markup take `plain()`; the others walk `tokens()` and write the
 
 from __future__ import annotations
 
+import nh3
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable("strikethrough")
+# For readers that render HTML (the archive, feeds): inline HTML allowed, then cleaned by nh3.
+_md_html = MarkdownIt("commonmark", {"linkify": False, "typographer": False}).enable(["table", "strikethrough"])
 
 
 def tokens(body: str) -> list[Token]:
@@ -20,6 +23,12 @@ def tokens(body: str) -> list[Token]:
 
 def html(body: str) -> str:
     return _md.render(body or "")
+
+
+def safe_html(body: str) -> str:
+    """HTML for readers that render it (the archive, feeds): the body's own simple HTML and tables
+    kept, anything active removed by nh3 (ammonia), links with rel=noopener."""
+    return nh3.clean(_md_html.render(body or ""), link_rel="noopener noreferrer nofollow")
 
 
 def _inline_plain(children: list[Token]) -> str:

@@ -3,7 +3,8 @@
 Adapters render with plain Jinja (no Flask), because `render` must work in a worker, in the
 editor's preview and in a third-party package alike. The context is always `post` (channels.base.Post),
 `brand` (the column's brand kit), `issue` (the issue label, e.g. "第12期" or "No. 12", or ""),
-`extra` (the format's fields) plus whatever the adapter adds (its body already converted to the
+`extra` (the format's fields), `zh` (the organisation writes Chinese) and `words` (WORDS in its
+language) plus whatever the adapter adds (its body already converted to the
 service's markup, usually as `body`). Whitespace is trimmed so templates can be laid out readably.
 
 A plugin passes its own folder to `render(..., search=[folder])`; the built-in folder stays the
@@ -65,11 +66,26 @@ def issue_label(post: Post) -> str:
     return f"第{post.issue_number}期" if post.locale.startswith("zh") else f"No. {post.issue_number}"
 
 
+# The few words posts share, in the organisation's language (posts are written for the community,
+# not for the editor reading the page, so they follow Post.locale rather than the request).
+WORDS = {
+    "zh": {"read_more": "阅读全文", "start": "时间", "end": "结束", "place": "地点", "online": "线上",
+           "watch": "观看", "listen": "收听", "duration": "时长", "images": "图片"},
+    "en": {"read_more": "Read more", "start": "When", "end": "Ends", "place": "Where", "online": "Online",
+           "watch": "Watch", "listen": "Listen", "duration": "Duration", "images": "Images"},
+}
+
+
+def words(post: Post) -> dict[str, str]:
+    return WORDS["zh" if post.locale.startswith("zh") else "en"]
+
+
 def render(channel_type: str, post: Post, ext: str, *, search: tuple[str, ...] = (), **context: Any) -> str:
     """Render templates/posts/<channel_type>/<post.format>.<ext> (the article template when the
     format has none of its own) and strip the blank lines at either end."""
     env = environment(tuple(search))
     template = env.select_template([f"{channel_type}/{post.format}.{ext}", f"{channel_type}/article.{ext}"])
-    values = {"post": post, "brand": post.brand or {}, "issue": issue_label(post), "extra": post.extra or {}}
+    values = {"post": post, "brand": post.brand or {}, "issue": issue_label(post), "extra": post.extra or {},
+              "zh": post.locale.startswith("zh"), "words": words(post)}
     values.update(context)
     return template.render(**values).strip()

@@ -17,6 +17,7 @@ import time
 
 from flask_babel import lazy_gettext as _l
 
+from . import markup, templating
 from .base import Channel, Field, Limits, Message, Post, Receipt
 from .errors import Permanent, RateLimited, Retryable
 from .http import request, retry_after_seconds
@@ -58,9 +59,10 @@ class Webhook(Channel):
             "theme": post.theme,
             "brand": dict(post.brand),
             "extra": dict(post.extra),
+            # The item as plain text (templates/posts/webhook/), for receivers that only show a message.
+            "text": templating.render("webhook", post, "txt", body=markup.plain(post.body)),
         }
-        preview = f"{post.title}\n\n{post.body}"
-        return Message(payload=payload, preview=preview, length=len(preview))
+        return Message(payload=payload, preview=payload["text"], length=len(payload["text"]))
 
     def send(self, message: Message, *, idempotency_key: str) -> Receipt:
         body = json.dumps(message.payload, ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,14 +1,11 @@
-"""Markdown to safe HTML: markdown-it-py renders, nh3 (ammonia) removes anything unsafe."""
+"""Markdown to safe HTML for our own pages (the archive, previews): the same as the feeds'."""
 
 from __future__ import annotations
 
-import nh3
-from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-_md = MarkdownIt("commonmark", {"linkify": False, "typographer": False}).enable("table").enable("strikethrough")
+from channels.markup import safe_html
 
 
 def to_html(markdown: str) -> Markup:
-    html = _md.render(markdown or "")
-    return Markup(nh3.clean(html, link_rel="noopener noreferrer nofollow"))  # noqa: S704  (sanitised by nh3)
+    return Markup(safe_html(markdown))  # noqa: S704  (sanitised by nh3)

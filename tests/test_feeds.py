@@ -199,3 +199,19 @@ def test_feeds_are_rate_limited(make_app):
     app = make_app(RATELIMIT_ENABLED=True, PUBLIC_RATE_LIMIT="2 per minute")
     client = app.test_client()
     assert [client.get("/feeds/all.rss").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_entries_show_the_brand_kit_and_format_fields_and_a_brand_change_changes_the_feed(app, client):
+    column = Column(name="Weekly", slug="weekly", intro="Hello readers", signoff="See you", hashtags="books")
+    db.session.add(column)
+    db.session.commit()
+    published(make_channel("feed"), "Meetup", column=column, format="event",
+              event_start=datetime(2030, 1, 1, 12, tzinfo=UTC), event_place="Hall 1")
+    first = client.get(url(app, "/feeds/weekly.atom"))
+    html = feedparser.parse(first.data).entries[0].content[0].value
+    assert "Hello readers" in html and "See you" in html and "#books" in html
+    assert "Hall 1" in html and "2030-01-01 20:00" in html  # Asia/Shanghai, the organisation's zone
+    column.intro = "Welcome back"
+    db.session.commit()
+    again = client.get(url(app, "/feeds/weekly.atom"), headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 200 and "Welcome back" in again.text

@@ -13,15 +13,16 @@ from flask import Blueprint, Response, abort, current_app, request
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.http import is_resource_modified
+
+from channels import registry
 
 from .. import feeds
 from ..extensions import db, limiter
 from ..i18n import organisation
-from ..markup import to_html
 from ..models import Channel, Column, Delivery, DeliveryStatus, Item
-from ..posts import public_url
+from ..posts import build_post, public_url
 
 bp = Blueprint("feeds", __name__)
 
@@ -64,14 +65,16 @@ def _entries(column: Column | None) -> list[feeds.FeedEntry]:
         .join(pub, pub.c.item_id == Item.id)
         .order_by(pub.c.published.desc(), Item.id.desc())
         .limit(feeds.MAX_ENTRIES)
-        .options(joinedload(Item.column), joinedload(Item.author))
+        .options(joinedload(Item.column), joinedload(Item.author), joinedload(Item.cover), joinedload(Item.file),
+                 selectinload(Item.media))
     )
     rows = db.session.execute(_in_column(stmt, column)).all()
+    feed = registry.get("feed")({})
     return [
         feeds.FeedEntry(
             url=public_url(item),
             title=item.title,
-            html=str(to_html(item.body)),
+            html=feed.render(build_post(item)).payload["html"],  # what the feed channel publishes
             published=published,
             updated=item.updated_at,
             author=item.author.name if item.author else "",
@@ -96,8 +99,13 @@ def feed(slug: str, kind: str):
     base = current_app.config["BASE_URL"].rstrip("/")
     count, newest_published, newest_edit = _state(column)
     updated = max((t for t in (newest_published, newest_edit) if t is not None), default=org.created_at)
+    # Entries show their column's brand kit and event times in the organisation's zone: a change
+    # to either changes the feed without any item changing.
+    brand = select(Column.id, Column.intro, Column.signoff, Column.hashtags, Column.cover_id).order_by(Column.id)
+    brands = db.session.execute(brand.where(Column.id == column.id) if column else brand).all()
     etag = feeds.version_tag(kind, slug, column.name if column else "", column.description if column else "",
-                             org.name, org.locale, base, count, newest_published, newest_edit)
+                             org.name, org.locale, org.timezone, base, count, newest_published, newest_edit,
+                             [tuple(b) for b in brands])
     content_type, build = KINDS[kind]
 
     def headers(resp: Response) -> Response:

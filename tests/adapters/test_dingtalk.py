@@ -83,7 +83,8 @@ def test_registry_finds_the_adapter_and_fields():
     assert fields["base_url"].default == "https://oapi.dingtalk.com" and fields["timeout"].kind == "integer"
     assert DingTalk.limits.rate_limit == "20/minute" and DingTalk.limits.length_unit == "bytes"
     assert DingTalk.validate_config({"access_token": "t"}) == {}
-    assert DingTalk.validate_config({"access_token": "t", "secret": "abc"}) == {"secret": "A signing secret starts with SEC (copy it from the robot's security settings)."}
+    errors = DingTalk.validate_config({"access_token": "t", "secret": "abc"})
+    assert list(errors) == ["secret"] and "starts with SEC" in errors["secret"]
     assert DingTalk.validate_config({}) == {"access_token": "required"}
 
 
