@@ -114,11 +114,7 @@ class Mastodon(Channel):
             return self.limits.max_length
 
     def render(self, post: Post) -> Message:
-        zh = post.locale.startswith("zh")
-        labels = {"read_more": "阅读全文" if zh else "Read more", "start": "时间" if zh else "When",
-                  "place": "地点" if zh else "Where", "online": "线上" if zh else "Online",
-                  "watch": "观看" if zh else "Watch", "listen": "收听" if zh else "Listen",
-                  "duration": "时长" if zh else "Duration"}
+        labels = templating.words(post)
         tags = [hashtag(t) for t in (post.brand or {}).get("hashtags") or []]
         frame = templating.render(self.type, post, "txt", body=BODY, labels=labels,
                                   hashtags=" ".join("#" + t for t in tags if t))

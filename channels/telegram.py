@@ -236,17 +236,10 @@ class Telegram(Channel):
 
     # --- render ---------------------------------------------------------------------------------
 
-    def _labels(self, post: Post) -> dict[str, str]:
-        zh = post.locale.startswith("zh")
-        return {"read_more": "阅读全文" if zh else "Read more", "start": "时间" if zh else "When",
-                "place": "地点" if zh else "Where", "online": "线上" if zh else "Online",
-                "watch": "观看" if zh else "Watch", "listen": "收听" if zh else "Listen",
-                "duration": "时长" if zh else "Duration"}
-
     def _compose(self, post: Post, body: str) -> str:
         hashtags = " ".join(escape("#" + t.lstrip("#")) for t in (post.brand or {}).get("hashtags") or [] if t)
         text = templating.render(self.type, post, "md", body=body, esc=escape, link=link,
-                                 hashtags=hashtags, labels=self._labels(post))
+                                 hashtags=hashtags, labels=templating.words(post))
         return re.sub(r"\n{3,}", "\n\n", text)
 
     def _fit(self, post: Post, blocks: list[str], limit: int) -> str:
