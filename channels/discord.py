@@ -95,50 +95,7 @@ def _inline(children, *, plain: bool = False) -> str:
     return "".join(out)
 
 
-def structure(body: str) -> list[list[tuple]]:
-    """The body's top-level blocks, each a list of lines (quote depth, prefix, kind, payload, heading)."""
-    blocks: list[list[tuple]] = []
-    lines: list[tuple] = []
-    lists: list[list[int | None]] = []
-    quote, heading, prefix = 0, False, None
-    for tok in markup.tokens(body):
-        t = tok.type
-        if t == "bullet_list_open":
-            lists.append([None])
-        elif t == "ordered_list_open":
-            lists.append([int(tok.attrGet("start") or 1)])
-        elif t in ("bullet_list_close", "ordered_list_close"):
-            lists.pop()
-        elif t == "list_item_open" and lists:
-            number, indent = lists[-1][0], "  " * (len(lists) - 1)
-            prefix = f"{indent}• " if number is None else f"{indent}{number}. "
-            if number is not None:
-                lists[-1][0] = number + 1
-        elif t == "blockquote_open":
-            quote += 1
-        elif t == "blockquote_close":
-            quote -= 1
-        elif t == "heading_open":
-            heading = True
-        elif t == "heading_close":
-            heading = False
-        elif t == "inline":
-            lead = prefix if prefix is not None else ("  " * len(lists) if lists else "")
-            lines.append((quote, lead, "inline", tok.children or [], heading))
-            prefix = None
-        elif t in ("fence", "code_block"):
-            lines.append((quote, "", "code", tok.content.rstrip("\n"), False))
-        elif t == "hr":
-            lines.append((quote, "", "rule", "———", False))
-        if tok.level == 0 and tok.nesting <= 0 and t != "inline" and lines:
-            blocks.append(lines)
-            lines = []
-    if lines:
-        blocks.append(lines)
-    return blocks
-
-
-def _render_block(lines: list[tuple], *, plain: bool) -> str:
+def _render_block(lines: list[markup.Line], *, plain: bool) -> str:
     out = []
     for quote, prefix, kind, payload, heading in lines:
         if kind == "inline":
@@ -158,7 +115,7 @@ def _render_block(lines: list[tuple], *, plain: bool) -> str:
 
 def body_blocks(body: str) -> list[tuple[str, str]]:
     """(Discord markdown, plain text) of each top-level block of the Markdown body."""
-    return [(_render_block(b, plain=False), _render_block(b, plain=True)) for b in structure(body)]
+    return [(_render_block(b, plain=False), _render_block(b, plain=True)) for b in markup.blocks(body, indent="  ")]
 
 
 def fit(head: str, blocks: list[tuple[str, str]], tail: str, limit: int, unit: str = "characters") -> str:

@@ -104,46 +104,22 @@ def _merge(line: Paragraph) -> Paragraph:
 
 
 def blocks(markdown: str) -> list[list[Paragraph]]:
-    """The Markdown's top-level blocks, each a list of Feishu lines."""
+    """The Markdown's top-level blocks, each a list of Feishu lines (quotes marked with "┃ ")."""
     result: list[list[Paragraph]] = []
-    lines: list[Paragraph] = []
-    lists: list[list[int | None]] = []
-    quote, heading, prefix = 0, False, None
-    for tok in markup.tokens(markdown):
-        t = tok.type
-        if t == "bullet_list_open":
-            lists.append([None])
-        elif t == "ordered_list_open":
-            lists.append([int(tok.attrGet("start") or 1)])
-        elif t in ("bullet_list_close", "ordered_list_close"):
-            lists.pop()
-        elif t == "list_item_open" and lists:
-            number, indent = lists[-1][0], "    " * (len(lists) - 1)
-            prefix = f"{indent}• " if number is None else f"{indent}{number}. "
-            if number is not None:
-                lists[-1][0] = number + 1
-        elif t == "blockquote_open":
-            quote += 1
-        elif t == "blockquote_close":
-            quote -= 1
-        elif t == "heading_open":
-            heading = True
-        elif t == "heading_close":
-            heading = False
-        elif t == "inline":
-            lead = "┃ " * quote + (prefix if prefix is not None else ("    " * len(lists) if lists else ""))
-            lines += _inline(tok.children, lead, heading)
-            prefix = None
-        elif t in ("fence", "code_block"):
-            lines += [[_tag("┃ " * quote + line, [])] for line in tok.content.rstrip("\n").split("\n")]
-        elif t == "hr":
-            lines.append([_tag("———", [])])
-        if tok.level == 0 and tok.nesting <= 0 and t != "inline" and lines:
-            result.append([line for line in lines if line])
-            lines = []
-    if lines:
-        result.append([line for line in lines if line])
-    return [b for b in result if b]
+    for block in markup.blocks(markdown, indent="    "):
+        lines: list[Paragraph] = []
+        for line in block:
+            bar = "┃ " * line.quote
+            if line.kind == "inline":
+                lines += _inline(line.payload, bar + line.lead, line.heading)
+            elif line.kind == "code":
+                lines += [[_tag(bar + text, [])] for text in line.payload.split("\n")]
+            else:
+                lines.append([_tag(line.payload, [])])
+        lines = [line for line in lines if line]
+        if lines:
+            result.append(lines)
+    return result
 
 
 def line_text(line: Paragraph) -> str:

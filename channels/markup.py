@@ -8,6 +8,8 @@ services without markup take `plain()`; the others walk `tokens()` and write the
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import nh3
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -52,42 +54,66 @@ def _inline_plain(children: list[Token]) -> str:
     return "".join(out)
 
 
-def plain(body: str) -> str:
-    """Readable plain text: paragraphs separated by a blank line, list items on their own lines
-    with "• " or "1. ", links as "text (url)", code as is."""
-    blocks: list[tuple[str, bool]] = []  # (text, is a list item)
+class Line(NamedTuple):
+    """One line of a block, as chat services lay out Markdown they cannot show natively."""
+
+    quote: int  # blockquote depth
+    lead: str  # list marker ("• ", "2. ") or the indent of a continued list item
+    kind: str  # "inline" | "code" | "rule"
+    payload: Any  # inline: the inline tokens; code: its text; rule: "———"
+    heading: bool
+
+
+def blocks(body: str, indent: str = "  ") -> list[list[Line]]:
+    """The body's top-level blocks (a paragraph, a whole list, a quote, a code block, a rule), each
+    a list of lines. Adapters write each line in their markup and join blocks with a blank line;
+    keeping whole blocks is also how they cut a long body."""
+    found: list[list[Line]] = []
+    lines: list[Line] = []
     lists: list[list[int | None]] = []  # per open list: the next number, or None for bullets
-    prefix = ""
+    quote, heading, lead = 0, False, None
     for tok in tokens(body):
-        if tok.type == "bullet_list_open":
+        t = tok.type
+        if t == "bullet_list_open":
             lists.append([None])
-        elif tok.type == "ordered_list_open":
+        elif t == "ordered_list_open":
             lists.append([int(tok.attrGet("start") or 1)])
-        elif tok.type in ("bullet_list_close", "ordered_list_close"):
+        elif t in ("bullet_list_close", "ordered_list_close"):
             lists.pop()
-            if not lists:
-                blocks.append(("", False))  # two lists in a row stay two blocks
-        elif tok.type == "list_item_open" and lists:
-            number, indent = lists[-1][0], "  " * (len(lists) - 1)
-            prefix = f"{indent}• " if number is None else f"{indent}{number}. "
+        elif t == "list_item_open" and lists:
+            number, pad = lists[-1][0], indent * (len(lists) - 1)
+            lead = f"{pad}• " if number is None else f"{pad}{number}. "
             if number is not None:
                 lists[-1][0] = number + 1
-        elif tok.type == "inline":
-            blocks.append((prefix + _inline_plain(tok.children or []), bool(prefix)))
-            prefix = ""
-        elif tok.type in ("fence", "code_block"):
-            blocks.append((tok.content.rstrip("\n"), False))
-        elif tok.type == "hr":
-            blocks.append(("———", False))
-    out: list[str] = []
-    previous_item = False
-    for text, item in blocks:
-        if not text:
-            previous_item = False
-            continue
-        if out and item and previous_item:
-            out[-1] += "\n" + text
-        else:
-            out.append(text)
-        previous_item = item
-    return "\n\n".join(out).strip()
+        elif t == "blockquote_open":
+            quote += 1
+        elif t == "blockquote_close":
+            quote -= 1
+        elif t == "heading_open":
+            heading = True
+        elif t == "heading_close":
+            heading = False
+        elif t == "inline":
+            pad = lead if lead is not None else (indent * len(lists) if lists else "")
+            lines.append(Line(quote, pad, "inline", tok.children or [], heading))
+            lead = None
+        elif t in ("fence", "code_block"):
+            lines.append(Line(quote, "", "code", tok.content.rstrip("\n"), False))
+        elif t == "hr":
+            lines.append(Line(quote, "", "rule", "———", False))
+        if tok.level == 0 and tok.nesting <= 0 and t != "inline" and lines:
+            found.append(lines)
+            lines = []
+    if lines:
+        found.append(lines)
+    return found
+
+
+def plain(body: str) -> str:
+    """Readable plain text: blocks separated by a blank line, list items on their own lines with
+    "• " or "1. ", links as "text (url)", code as is."""
+    return "\n\n".join(
+        "\n".join(line.lead + _inline_plain(line.payload) if line.kind == "inline" else line.payload
+                  for line in block)
+        for block in blocks(body)
+    ).strip()
