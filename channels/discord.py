@@ -22,7 +22,7 @@ from .base import Channel, Field, Limits, Message, Post, Receipt
 from .errors import OutcomeUnknown, Permanent, RateLimited, Retryable
 from .http import request, retry_after_seconds
 from .templating import local_time
-from .text import URL, count, cut
+from .text import URL, count, cut, fit
 
 PUBLIC_ORIGIN = "https://discord.com"
 TITLE_MAX, DESCRIPTION_MAX, FIELD_NAME_MAX, FIELD_VALUE_MAX, FOOTER_MAX = 256, 4096, 256, 1024, 2048
@@ -118,34 +118,6 @@ def body_blocks(body: str) -> list[tuple[str, str]]:
     return [(_render_block(b, plain=False), _render_block(b, plain=True)) for b in markup.blocks(body, indent="  ")]
 
 
-def fit(head: str, blocks: list[tuple[str, str]], tail: str, limit: int, unit: str = "characters") -> str:
-    """head + as many body blocks as fit + tail within `limit`; the first block that does not fit
-    whole is cut (ending in "…"), later ones left out; the tail keeps the link to the full post."""
-    def build(parts: list[str]) -> str:
-        return head + "\n\n".join(p for p in parts if p) + tail
-
-    full = build([m for m, _ in blocks])
-    if count(full, unit) <= limit:
-        return full
-    kept: list[str] = []
-    for text, plain in blocks:
-        if count(build([*kept, text]), unit) <= limit:
-            kept.append(text)
-            continue
-        room = limit - count(build([*kept, ""]), unit) - 2
-        while room > 1:
-            piece = escape(cut(plain, room, unit))
-            if count(build([*kept, piece]), unit) <= limit:
-                kept.append(piece)
-                break
-            room -= max(1, room // 10)
-        break
-    result = build(kept)
-    if count(result, unit) > limit:
-        result = cut(result, limit, unit)
-    return result
-
-
 def color(value: str | None) -> int | None:
     if value and re.fullmatch(r"#?[0-9a-fA-F]{6}", value.strip()):
         return int(value.strip().lstrip("#"), 16)
@@ -205,7 +177,7 @@ class Discord(Channel):
         rendered = templating.render(self.type, post, "md", body=BODY, esc=escape, zh=zh, link=_url)
         head, _, tail = rendered.partition(BODY)
         budget = min(DESCRIPTION_MAX, EMBEDS_TOTAL_MAX - count(shown(""), "characters") - 2)
-        description = fit(head, body_blocks(post.body), tail, budget).strip()
+        description = fit(head, body_blocks(post.body), tail, budget, escape=escape).strip()
 
         embed: dict = {"title": title, "description": description, "url": post.url or None}
         if color(brand.get("color")) is not None:

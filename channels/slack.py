@@ -20,7 +20,7 @@ from . import markup, templating
 from .base import Channel, Field, Limits, Message, Post, Receipt
 from .errors import OutcomeUnknown, Permanent, RateLimited, Retryable
 from .http import request, retry_after_seconds
-from .text import count, cut
+from .text import count, cut, fit
 
 PUBLIC_ORIGIN = "https://hooks.slack.com"
 SECTION_MAX = 3000  # characters of one section block's text
@@ -143,34 +143,6 @@ def _split_at(text: str, limit: int) -> int:
     return len(head) or limit
 
 
-def fit(head: str, blocks: list[tuple[str, str]], tail: str, limit: int, unit: str = "characters") -> str:
-    """head + as many body blocks as fit + tail, in `limit` `unit`s; the first block that does not
-    fit whole is cut (ending in "…"), the rest left out. The tail keeps the link to the full post."""
-    def build(parts: list[str]) -> str:
-        return head + "\n\n".join(p for p in parts if p) + tail
-
-    full = build([m for m, _ in blocks])
-    if count(full, unit) <= limit:
-        return full
-    kept: list[str] = []
-    for mrkdwn, plain in blocks:
-        if count(build([*kept, mrkdwn]), unit) <= limit:
-            kept.append(mrkdwn)
-            continue
-        room = limit - count(build([*kept, ""]), unit) - 2
-        while room > 1:
-            piece = escape(cut(plain, room, unit))
-            if count(build([*kept, piece]), unit) <= limit:
-                kept.append(piece)
-                break
-            room -= max(1, room // 10)
-        break
-    result = build(kept)
-    if count(result, unit) > limit:  # head and tail alone are too long: cut everything
-        result = cut(result, limit, unit)
-    return result
-
-
 class Slack(Channel):
     type = "slack"
     label = _l("Slack (incoming webhook)")
@@ -189,7 +161,7 @@ class Slack(Channel):
         rendered = templating.render(self.type, post, "mrkdwn", body=BODY, esc=escape, zh=zh, link=_link_url)
         head, _, tail = rendered.partition(BODY)
         budget = TEXT_MAX - count(title, "characters") - 2
-        text = fit(head, body_blocks(post.body), tail, budget).strip()
+        text = fit(head, body_blocks(post.body), tail, budget, escape=escape).strip()
 
         blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}}]
         images = list(post.images) or ([post.brand["cover"]] if post.brand.get("cover") else [])

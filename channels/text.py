@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 
 UNITS = ("characters", "bytes", "utf16", "mastodon", "weibo")
 ELLIPSIS = "…"
@@ -69,3 +70,34 @@ def cut(text: str, limit: int, unit: str = "characters", *, tail: str = "") -> s
             head = head[: at + len(sep)]
             break
     return head.rstrip() + suffix
+
+
+def fit(head: str, blocks: list[tuple[str, str]], tail: str, limit: int, unit: str = "characters",
+        escape: Callable[[str], str] = lambda text: text) -> str:
+    """head + as many body blocks as fit + tail, within `limit` `unit`s. `blocks` are (marked-up,
+    plain) pairs, one per block of the body: the first block that does not fit whole is cut as
+    plain text (ending in "…", then `escape`d for the markup) and the rest left out, so no markup
+    is ever left open. The tail keeps the link to the full post."""
+    def build(parts: list[str]) -> str:
+        return head + "\n\n".join(p for p in parts if p) + tail
+
+    full = build([marked for marked, _plain in blocks])
+    if count(full, unit) <= limit:
+        return full
+    kept: list[str] = []
+    for marked, plain in blocks:
+        if count(build([*kept, marked]), unit) <= limit:
+            kept.append(marked)
+            continue
+        room = limit - count(build([*kept, ""]), unit) - 2
+        while room > 1:  # escaping may lengthen the piece: shrink until it fits
+            piece = escape(cut(plain, room, unit))
+            if count(build([*kept, piece]), unit) <= limit:
+                kept.append(piece)
+                break
+            room -= max(1, room // 10)
+        break
+    result = build(kept)
+    if count(result, unit) > limit:  # head and tail alone are too long: cut everything
+        result = cut(result, limit, unit)
+    return result
