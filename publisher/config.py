@@ -26,6 +26,8 @@ SETTINGS: dict[str, tuple[object, type]] = {
     "QUEUE": ("publisher", str),
     "TICK_SECONDS": (0.25, float),
     "CLAIM_BATCH": (500, int),
+    "BATCH_SIZE": (100, int),
+    "IN_FLIGHT": (32, int),
     "QUEUED_LEASE_SECONDS": (60.0, float),
     "LEASE_MARGIN_SECONDS": (15.0, float),
     "MAX_FAILURES": (8, int),

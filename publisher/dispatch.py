@@ -10,15 +10,19 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import redis
 from flask import current_app
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import exists, func, insert, select, tuple_, update
+from sqlalchemy.orm import aliased
 
 from channels import registry
 from channels.errors import ChannelError, OutcomeUnknown, Permanent, RateLimited, Retryable
 
+from . import ratelimit
 from .extensions import db
 from .models import (
     SENDABLE_ITEM_STATUSES,
@@ -35,6 +39,7 @@ from .models import DeliveryStatus as S
 from .posts import build_post
 
 log = logging.getLogger(__name__)
+CLAIM_LOCK = 0x7075626C  # "publ": the advisory lock one claiming scheduler holds (PostgreSQL)
 # RQ's limit on one job. Each adapter bounds its own send (max_send_seconds: a WeChat publish
 # waits for review up to minutes); this only stops a job that hangs past every timeout. Every
 # state change is conditional, so a job stopped here leaves a delivery the sweep takes back.
@@ -56,6 +61,8 @@ REASONS = (
     "worker_lost",  # the worker stopped in the middle of the send
     "cancelled",
     "manual",  # an editor marked or retried it
+    "held",  # an earlier delivery to the same channel waits, and posts keep their order
+    "released",  # a worker stopped before sending it; claimed again at once
 )
 
 
@@ -149,14 +156,27 @@ def mark_sent(delivery: Delivery) -> bool:
 def claim_due(now: datetime | None = None, limit: int | None = None) -> list[tuple[int, int]]:
     """Atomically take the due deliveries: (id, attempt) pairs that this caller now owns.
 
-    PostgreSQL: the inner SELECT locks rows with SKIP LOCKED so concurrent schedulers take
-    disjoint sets. SQLite: writers are serialised and the outer WHERE re-checks the status.
+    A channel's deliveries go out in their scheduled order, one batch at a time: a channel with
+    deliveries queued or sending is skipped, and so is a delivery with an earlier one of its
+    channel waiting for a retry (rate limited, service down). PostgreSQL: one scheduler claims at
+    a time (a transaction-scoped advisory lock; the others skip that tick), so two claims can
+    never split a channel; SQLite serialises writers anyway.
     """
     now = now or utcnow()
     limit = limit or _setting("CLAIM_BATCH")
+    if db.session.get_bind().dialect.name == "postgresql" and not db.session.scalar(
+            select(func.pg_try_advisory_xact_lock(CLAIM_LOCK))):
+        db.session.rollback()
+        return []
+    other = aliased(Delivery)
+    busy_channel = exists().where(other.channel_id == Delivery.channel_id, other.status.in_((S.QUEUED, S.SENDING)))
+    earlier_waiting = exists().where(
+        other.channel_id == Delivery.channel_id, other.status == S.SCHEDULED, other.next_attempt_at > now,
+        tuple_(other.due_at, other.id) < tuple_(Delivery.due_at, Delivery.id),
+    )
     due = (
         select(Delivery.id)
-        .where(Delivery.status == S.SCHEDULED, Delivery.next_attempt_at <= now)
+        .where(Delivery.status == S.SCHEDULED, Delivery.next_attempt_at <= now, ~busy_channel, ~earlier_waiting)
         # A channel that is switched off holds its deliveries until it is switched on again.
         .where(Delivery.channel_id.in_(select(Channel.id).where(Channel.enabled.is_(True))))
         # Nothing reaches a channel before approval (or with approval switched off).
@@ -183,8 +203,29 @@ def claim_due(now: datetime | None = None, limit: int | None = None) -> list[tup
     return claimed
 
 
+def batches(claimed: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """The claimed deliveries as jobs of about BATCH_SIZE: each channel's deliveries in one job, in
+    their scheduled order, so that one worker sends them one after another."""
+    if not claimed:
+        return []
+    ids = [i for i, _a in claimed]
+    attempts = dict(claimed)
+    chains: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for i, channel_id in db.session.execute(
+        select(Delivery.id, Delivery.channel_id).where(Delivery.id.in_(ids)).order_by(Delivery.due_at, Delivery.id)
+    ):
+        chains[channel_id].append((i, attempts[i]))
+    size = _setting("BATCH_SIZE")
+    jobs: list[list[tuple[int, int]]] = [[]]
+    for chain in chains.values():
+        if jobs[-1] and len(jobs[-1]) + len(chain) > size:
+            jobs.append([])
+        jobs[-1].extend(chain)
+    return jobs
+
+
 def enqueue(claimed: list[tuple[int, int]]) -> int:
-    """Hand claimed deliveries to the workers. If Redis is down, give them back at once."""
+    """Hand claimed deliveries to the workers, in batches. If Redis is down, give them back at once."""
     if not claimed:
         return 0
     from rq import Queue
@@ -194,10 +235,10 @@ def enqueue(claimed: list[tuple[int, int]]) -> int:
     queue = delivery_queue()
     jobs = [
         Queue.prepare_data(
-            "workers.jobs.deliver", args=(i, a), job_id=f"delivery-{i}-{a}",
+            "workers.jobs.deliver_batch", args=(batch,), job_id=f"deliveries-{batch[0][0]}-{batch[0][1]}-{len(batch)}",
             timeout=JOB_TIMEOUT, result_ttl=300, failure_ttl=7 * 86400,
         )
-        for i, a in claimed
+        for batch in batches(claimed)
     ]
     try:
         queue.enqueue_many(jobs)
@@ -207,7 +248,27 @@ def enqueue(claimed: list[tuple[int, int]]) -> int:
                 _event(i, a, S.SCHEDULED, "queue_lost", message=f"Redis unavailable: {type(exc).__name__}")
         db.session.commit()
         raise
-    return len(jobs)
+    return len(claimed)
+
+
+def release(pairs: list[tuple[int, int]], next_at: datetime, reason: str, message: str | None = None) -> int:
+    """Give queued deliveries back to the schedule, untried (not a failure): a worker stopping, or an
+    earlier delivery of the same channel that has to wait, so that these keep their order."""
+    released = 0
+    for i, a in pairs:
+        if _move(i, a, (S.QUEUED,), status=S.SCHEDULED, next_attempt_at=next_at, lease_until=None, last_reason=reason):
+            _event(i, a, S.SCHEDULED, reason, message=message)
+            released += 1
+    db.session.commit()
+    return released
+
+
+def extend_leases(pairs: list[tuple[int, int]]) -> None:
+    """A worker took these: their queued lease now runs from now (it may hold them a while before sending)."""
+    lease = utcnow() + timedelta(seconds=_setting("QUEUED_LEASE_SECONDS"))
+    for i, a in pairs:
+        _move(i, a, (S.QUEUED,), lease_until=lease)
+    db.session.commit()
 
 
 def sweep(now: datetime | None = None) -> int:
@@ -267,25 +328,43 @@ def backoff_seconds(failures: int) -> float:
     return ceiling * random.uniform(0.5, 1.0)
 
 
+@dataclass
+class Outcome:
+    status: str  # where the delivery ended, or "skipped" if it was not this worker's
+    hold_until: datetime | None = None  # set when it waits: the channel's later deliveries wait too
+
+
 def run(delivery_id: int, attempt: int, session=None) -> str:
     """Send one delivery. Returns the state it ended in (or "skipped" if it was not ours)."""
+    return run_one(delivery_id, attempt, session).status
+
+
+def run_one(delivery_id: int, attempt: int, session=None) -> Outcome:
     delivery = db.session.get(Delivery, delivery_id)
-    if delivery is None:
-        return "skipped"
+    if delivery is None or delivery.attempt != attempt or delivery.status != S.QUEUED:
+        db.session.rollback()
+        return Outcome("skipped")
     try:
-        adapter = registry.get(delivery.channel.type)(delivery.channel.config, session=session)
+        config = delivery.channel.config
+        adapter = registry.get(delivery.channel.type)(config, session=session)
     except Exception as exc:  # unknown type, unreadable secrets: nothing was sent
         db.session.rollback()
         if _move(delivery_id, attempt, (S.QUEUED,), status=S.FAILED, lease_until=None, last_reason="render_error",
                  last_error=str(exc), last_error_code=None):
             _event(delivery_id, attempt, S.FAILED, "render_error", message=str(exc))
         db.session.commit()
-        return S.FAILED
+        return Outcome(S.FAILED)
+    wait = ratelimit.wait_seconds(delivery.channel_id, config.get("rate_limit") or adapter.limits.rate_limit)
+    if wait:
+        hold_until = utcnow() + timedelta(seconds=wait)
+        release([(delivery_id, attempt)], hold_until, "rate_limited",
+                message=f"this channel's limit is reached; next place at {hold_until.isoformat(timespec='seconds')}")
+        return Outcome(S.SCHEDULED, hold_until)
     now = utcnow()
     lease = now + timedelta(seconds=adapter.max_send_seconds() + _setting("LEASE_MARGIN_SECONDS"))
     if not _move(delivery_id, attempt, (S.QUEUED,), status=S.SENDING, lease_until=lease):
         db.session.rollback()
-        return "skipped"
+        return Outcome("skipped")
     _event(delivery_id, attempt, S.SENDING, "sending", at=now)
     db.session.commit()
     db.session.refresh(delivery)
@@ -323,11 +402,11 @@ def run(delivery_id: int, attempt: int, session=None) -> str:
         _event(delivery_id, attempt, S.SENT, "sent", message=receipt.remote_id, at=now)
         _item_published(delivery.item_id, now)
     db.session.commit()
-    return S.SENT
+    return Outcome(S.SENT)
 
 
 def _retry(delivery: Delivery, attempt: int, reason: str, exc: ChannelError, wait: float,
-           count_failure: bool = True) -> str:
+           count_failure: bool = True) -> Outcome:
     failures = delivery.failures + (1 if count_failure else 0)
     if failures >= _setting("MAX_FAILURES"):
         return _finish(delivery, attempt, S.FAILED, "gave_up", code=exc.code, message=exc.message,
@@ -338,16 +417,16 @@ def _retry(delivery: Delivery, attempt: int, reason: str, exc: ChannelError, wai
         _event(delivery.id, attempt, S.SCHEDULED, reason, code=exc.code,
                message=f"{exc.message} (next try at {next_at.isoformat(timespec='seconds')})")
     db.session.commit()
-    return S.SCHEDULED
+    return Outcome(S.SCHEDULED, next_at)
 
 
 def _finish(delivery: Delivery, attempt: int, status: str, reason: str, *, code=None, message=None,
-            **extra) -> str:
+            **extra) -> Outcome:
     if _move(delivery.id, attempt, (S.SENDING,), status=status, lease_until=None, last_reason=reason,
              last_error=message, last_error_code=None if code is None else str(code), **extra):
         _event(delivery.id, attempt, status, reason, code=code, message=message)
     db.session.commit()
-    return status
+    return Outcome(status)
 
 
 def _approval_required() -> bool:

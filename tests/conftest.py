@@ -170,13 +170,16 @@ def login(client, email: str, password: str = "password-123"):
 
 @pytest.fixture
 def drain(app):
-    """Run every queued job with a real RQ SimpleWorker in this process, then return."""
+    """Run every queued job with a real RQ SimpleWorker in this process, and every send they hand
+    to the worker's send pool, then return."""
     from rq import SimpleWorker
 
+    from workers.jobs import close_pool
     from workers.queues import delivery_queue, get_redis
 
     def run():
         SimpleWorker([delivery_queue()], connection=get_redis()).work(burst=True, with_scheduler=False)
+        close_pool(app, finish=True)
 
     return run
 

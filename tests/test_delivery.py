@@ -136,13 +136,11 @@ def test_nothing_is_claimed_before_it_is_due(app):
 def test_gives_up_after_max_failures(make_app, webhook_double):
     app = make_app(MAX_FAILURES=2)
     with app.app_context():
-        from rq import SimpleWorker
-
-        from workers.queues import delivery_queue, get_redis
+        from workers.worker import run as run_worker
 
         webhook_double.default = Answer(503, "maintenance")
         (d,) = scheduled([webhook_channel(webhook_double)])
-        run_until_settled(lambda: SimpleWorker([delivery_queue()], connection=get_redis()).work(burst=True), d)
+        run_until_settled(lambda: run_worker(app, burst=True), d)
         d = reload(d)
         assert d.status == "failed" and d.last_reason == "gave_up" and d.failures == 2
         assert len(webhook_double.requests) == 2

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
-from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from publisher import dispatch
@@ -37,7 +36,7 @@ from publisher.models import (
 from publisher.security import create_user
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, REPO, SECRET, service_env
 from tests.factories import make_channel, scheduled, set_organisation
-from workers.queues import delivery_queue, get_redis
+from workers.worker import run as run_worker
 
 
 @pytest.fixture
@@ -215,7 +214,7 @@ def test_a_post_arrives_on_the_receiver_page_without_a_reload(live_server):
     with live_server.app_context():
         (delivery,) = scheduled([channel], title="第13期：直播预告")
         dispatch.tick()
-        SimpleWorker([delivery_queue()], connection=get_redis()).work(burst=True, with_scheduler=False)
+        run_worker(live_server, burst=True)
         db.session.expire_all()
         delivery = db.session.get(Delivery, delivery.id)
         assert delivery.status == "sent", delivery.last_error

@@ -206,3 +206,18 @@ def test_csrf_is_enforced(make_app):
     with app.app_context():
         assert db.session.get(Channel, ch_id).enabled
         assert db.session.scalar(select(func.count(Channel.id))) == 1
+
+
+def test_a_channel_may_set_its_own_rate_limit(app, client, hook):
+    login(client, "admin@example.com")
+    form = {"name": "Partner hook", "cfg_url": "https://partner.example/hook", "cfg_secret": ""}
+    page = client.post(f"/channels/{hook.id}/edit", data={**form, "rate_limit": "fast please"})
+    assert page.status_code == 400 and "Write a limit like 20/minute" in page.text
+    assert "rate_limit" not in db.session.get(Channel, hook.id).config
+    client.post(f"/channels/{hook.id}/edit", data={**form, "rate_limit": " 5/second;100/minute "})
+    db.session.expire_all()
+    assert db.session.get(Channel, hook.id).config["rate_limit"] == "5/second;100/minute"
+    assert 'value="5/second;100/minute"' in client.get(f"/channels/{hook.id}/edit").text
+    client.post(f"/channels/{hook.id}/edit", data={**form, "rate_limit": ""})
+    db.session.expire_all()
+    assert "rate_limit" not in db.session.get(Channel, hook.id).config

@@ -9,6 +9,7 @@ from flask import Flask, current_app, has_app_context
 
 _local = threading.local()
 _app: Flask | None = None
+_pool_lock = threading.Lock()
 
 
 def _worker_app() -> Flask:
@@ -35,3 +36,52 @@ def deliver(delivery_id: int, attempt: int) -> str:
     # A fresh app context per job gives a fresh database session, removed when the job ends.
     with app.app_context():
         return dispatch.run(delivery_id, attempt, session=http_session())
+
+
+def send_pool():
+    """This app's SendPool in this worker process, started with the first batch."""
+    app = current_app._get_current_object() if has_app_context() else _worker_app()
+    with _pool_lock:
+        pool = app.extensions.get("send_pool")
+        if pool is None:
+            from .pool import SendPool
+
+            pool = app.extensions["send_pool"] = SendPool(app, app.config["IN_FLIGHT"])
+        return pool
+
+
+def close_pool(app: Flask, *, finish: bool = False) -> None:
+    """Stop this app's pool: after every delivery it holds is done (`finish`, for burst runs), or
+    at once, giving back what has not started."""
+    with _pool_lock:
+        pool = app.extensions.pop("send_pool", None)
+    if pool is not None:
+        if finish:
+            pool.wait_idle()
+        pool.close()
+
+
+def deliver_batch(pairs: list[tuple[int, int]]) -> int:
+    """Hand a batch of claimed deliveries (each channel's in order) to this worker's send pool.
+    Returns once they are taken; the pool sends them (see workers/pool.py)."""
+    from collections import defaultdict
+
+    from sqlalchemy import select
+
+    from publisher import dispatch
+    from publisher.extensions import db
+    from publisher.models import Delivery
+
+    pool = send_pool()
+    with pool.app.app_context():
+        pairs = [(int(i), int(a)) for i, a in pairs]
+        channel_of = dict(db.session.execute(
+            select(Delivery.id, Delivery.channel_id).where(Delivery.id.in_([i for i, _a in pairs]))
+        ).all())
+        dispatch.extend_leases(pairs)
+    chains: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for i, a in pairs:  # the batch is in scheduled order; a channel's part of it stays so
+        if i in channel_of:
+            chains[channel_of[i]].append((i, a))
+    pool.submit(chains)
+    return len(pairs)

@@ -15,6 +15,13 @@ log = logging.getLogger(__name__)
 def run(app: Flask, *, burst: bool = False) -> None:
     # SimpleWorker runs jobs in this process: no fork per job, the app, its database pool and
     # the HTTP sessions stay warm. A worker that dies is covered by the delivery leases.
+    from .jobs import close_pool
+
     with app.app_context():
         worker = SimpleWorker([delivery_queue()], connection=get_redis())
-        worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
+        try:
+            worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
+        finally:
+            # The sends in flight finish; what the pool holds but has not started goes back at once
+            # (or, in a burst run, is sent first).
+            close_pool(app, finish=burst)

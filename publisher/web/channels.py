@@ -23,6 +23,7 @@ from channels import registry
 from channels.base import Channel as Adapter
 from channels.base import Field
 
+from .. import ratelimit
 from ..crypto import SecretsUnreadable
 from ..extensions import db, limiter
 from ..models import Channel, Delivery, DeliveryStatus, Role
@@ -48,13 +49,13 @@ def _form_field(f: Field):
 
 def channel_form(adapter: type[Adapter], stored: dict | None = None) -> FlaskForm:
     """A form with the channel's name and the adapter's fields, filled with the stored non-secret values."""
-    attrs = {"name": StringField(_l("Name"))}
+    attrs = {"name": StringField(_l("Name")), "rate_limit": StringField(_l("Rate limit"))}
     attrs.update({PREFIX + f.name: _form_field(f) for f in adapter.fields})
     form_class = type(f"{adapter.__name__}Form", (FlaskForm,), attrs)
     if stored is None:
         return form_class()
     data = {PREFIX + f.name: stored.get(f.name) for f in adapter.fields if not f.secret and f.name in stored}
-    return form_class(data=data)
+    return form_class(data={**data, "rate_limit": stored.get("rate_limit", "")})
 
 
 def _read_config(adapter: type[Adapter], form: FlaskForm, stored: dict) -> tuple[dict, dict[str, str]]:
@@ -86,6 +87,14 @@ def _read_config(adapter: type[Adapter], form: FlaskForm, stored: dict) -> tuple
                 errors[key] = _("Enter a whole number.")
             continue
         config[f.name] = text
+    rule = (form.rate_limit.data or "").strip()
+    config.pop("rate_limit", None)
+    if rule:
+        try:
+            ratelimit.parse(rule)
+            config["rate_limit"] = rule  # overrides the adapter's, for every worker (publisher/ratelimit.py)
+        except ratelimit.InvalidLimit:
+            errors["rate_limit"] = _("Write a limit like 20/minute, 1/second or 5/second;100/minute.")
     for name, message in adapter.validate_config(config).items():
         errors.setdefault(PREFIX + name, _("This is required.") if message == "required" else message)
     return config, errors
