@@ -179,8 +179,9 @@ def claim_due(now: datetime | None = None, limit: int | None = None) -> list[tup
         .where(Delivery.status == S.SCHEDULED, Delivery.next_attempt_at <= now, ~busy_channel, ~earlier_waiting)
         # A channel that is switched off holds its deliveries until it is switched on again.
         .where(Delivery.channel_id.in_(select(Channel.id).where(Channel.enabled.is_(True))))
-        # Nothing reaches a channel before approval (or with approval switched off).
-        .where(Delivery.item_id.in_(select(Item.id).where(Item.status.in_(SENDABLE_ITEM_STATUSES))))
+        # Nothing reaches a channel before approval (or with approval switched off). A correlated
+        # EXISTS: a primary-key lookup per candidate, not a scan of every sendable item.
+        .where(exists().where(Item.id == Delivery.item_id, Item.status.in_(SENDABLE_ITEM_STATUSES)))
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
         .with_for_update(skip_locked=True)

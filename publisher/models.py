@@ -394,6 +394,8 @@ class Delivery(db.Model):
     __table_args__ = (
         Index("ix_deliveries_status_next", "status", "next_attempt_at"),
         Index("ix_deliveries_due_at", "due_at"),  # the calendar's date-range queries
+        # The claim's per-channel order: is the channel busy, does an earlier delivery of it wait.
+        Index("ix_deliveries_channel_status_due", "channel_id", "status", "due_at"),
     )
 
 
