@@ -80,11 +80,18 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM unwinds like Ctrl-C, so every `finally` stops what it started."""
+def run(main) -> None:
+    """Run a bench's main(): Ctrl-C and SIGTERM (even where the shell ignored SIGINT) unwind through
+    every `finally`, which stops the processes the bench started."""
     def raise_interrupt(_signum, _frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, raise_interrupt)
+    signal.signal(signal.SIGINT, raise_interrupt)
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("\ninterrupted: every process the bench started is stopped", file=sys.stderr)
+        sys.exit(130)
 
 
 # --- the local receiver -----------------------------------------------------------------------------

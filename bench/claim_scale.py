@@ -160,7 +160,6 @@ def main() -> None:
     url = os.environ.get("PUBLISHER_BENCH_PG_URL")
     if not url or url.startswith("sqlite"):
         sys.exit("claim_scale needs PUBLISHER_BENCH_PG_URL: a scratch PostgreSQL database (its schema is dropped)")
-    h.stop_on_sigterm()
     print(h.machine())
     results = {}
     for label, total in (("small", args.small), ("large", args.large)):
@@ -198,4 +197,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    h.run(main)

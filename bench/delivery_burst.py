@@ -41,7 +41,6 @@ def main() -> None:
     parser.add_argument("--lead", type=float, default=1.0, help="seconds from the release to the due time")
     parser.add_argument("--timeout", type=float, default=150, help="give up waiting after this many seconds")
     args = parser.parse_args()
-    h.stop_on_sigterm()
     per_channel = max(1, args.deliveries // args.channels)
     total = per_channel * args.channels
     ideal_spread = total * args.latency / (args.workers * args.in_flight)
@@ -107,4 +106,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    h.run(main)

@@ -37,7 +37,6 @@ def main() -> None:
     parser.add_argument("--lead", type=float, default=3.0, help="seconds from the release to the due second")
     parser.add_argument("--timeout", type=float, default=90, help="give up waiting after this many seconds")
     args = parser.parse_args()
-    h.stop_on_sigterm()
     per_channel = max(1, args.deliveries // args.channels)
     total = per_channel * args.channels
 
@@ -84,4 +83,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    h.run(main)

@@ -38,10 +38,9 @@ def main() -> None:
     parser.add_argument("--tick", type=float, default=0.25, help="PUBLISHER_TICK_SECONDS")
     parser.add_argument("--in-flight", type=int, default=32, help="PUBLISHER_IN_FLIGHT")
     parser.add_argument("--batch-size", type=int, default=100, help="PUBLISHER_BATCH_SIZE")
-    parser.add_argument("--timeout", type=float, default=150, help="give up waiting after this many seconds")
+    parser.add_argument("--timeout", type=float, default=100, help="give up waiting after this many seconds")
     parser.add_argument("--no-web", action="store_true", help="no web process, no page polling")
     args = parser.parse_args()
-    h.stop_on_sigterm()
     per_channel = max(1, args.deliveries // args.channels)
     total = per_channel * args.channels
 
@@ -77,7 +76,6 @@ def main() -> None:
             first_sent, last_sent = service.sent_times()
             for child in service.children:  # the floor runs alone
                 child.stop()
-            print(f"\nfloor: {total} raw RQ no-op jobs, {args.workers} burst SimpleWorker processes, same Redis ...")
             floor = h.raw_rq(service.redis_url, total, args.workers)
         finally:
             if service:
@@ -88,7 +86,8 @@ def main() -> None:
     if sent:
         seconds = (last_sent - due).total_seconds()
         rate = sent / seconds
-        print(f"delivered {sent} in {seconds:.2f} s (due -> last sent_at): {rate:.1f} deliveries/s; "
+        partial = "" if sent >= total else f" (TIMED OUT after {args.timeout:g} s: {sent} of {total} sent)"
+        print(f"delivered {sent} in {seconds:.2f} s (due -> last sent_at): {rate:.1f} deliveries/s{partial}; "
               f"first sent {(first_sent - due).total_seconds():.2f} s after due")
     else:
         rate = 0.0
@@ -103,7 +102,8 @@ def main() -> None:
     if poller:
         print(f"web during the run: {poller.summary()}")
 
-    print(f"floor: {floor['finished']} jobs in {floor['seconds']:.2f} s (first start -> last end): "
+    print(f"floor: raw RQ no-op jobs, {args.workers} burst SimpleWorker processes, the same Redis: "
+          f"{floor['finished']} jobs in {floor['seconds']:.2f} s (first start -> last end): "
           f"{floor['per_second']:.1f} jobs/s (workers' wall time with start-up {floor['wall']:.2f} s; "
           f"enqueue_many took {floor['enqueue_seconds']:.2f} s)")
     ratio = rate / floor["per_second"]
@@ -111,4 +111,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    h.run(main)
