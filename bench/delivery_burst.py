@@ -60,6 +60,7 @@ def main() -> None:
             service = h.Service(database_url=os.environ.get("PUBLISHER_BENCH_DATABASE_URL"), tick=args.tick,
                                 in_flight=args.in_flight, batch_size=args.batch_size)
             service.fill(args.channels, per_channel, receiver)
+            print(f"database: {service.database_url.split(':')[0]}; Redis: {service.redis_url.split('://')[0]}")
             service.start_engine(args.workers)
             due = utcnow() + timedelta(seconds=args.lead)
             service.release(due)

@@ -58,7 +58,8 @@ def main() -> None:
                                 in_flight=args.in_flight, batch_size=args.batch_size)
             began = time.perf_counter()
             service.fill(args.channels, per_channel, receiver)
-            print(f"database: {service.database_url.split(':')[0]}, filled in {time.perf_counter() - began:.1f} s")
+            print(f"database: {service.database_url.split(':')[0]}, filled in {time.perf_counter() - began:.1f} s; "
+                  f"Redis: {service.redis_url.split('://')[0]}")
             children = service.start_engine(args.workers, web=not args.no_web)
             watched = {name: c.proc.pid for name, c in children.items() if name != "scheduler"}
             poller = h.WebPoller(f"http://127.0.0.1:{service.port}") if not args.no_web else None
