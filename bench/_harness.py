@@ -316,7 +316,7 @@ class Service:
     def forget_jobs(self) -> None:
         """Delete what this run left in Redis: its queues, workers and the delivery jobs and results
         (their ids are per database, so a scratch Redis database is best)."""
-        forget_rq(self.redis, self.queue, ("rq:*:delivery-*", "rq:*:batch-*", f"{self.queue}:*",
+        forget_rq(self.redis, self.queue, ("rq:*:delivery-*", "rq:*:deliveries-*", f"{self.queue}:*",
                                               f"LIMITS:LIMITER/{self.queue}*"))
 
     def __enter__(self) -> Service:
