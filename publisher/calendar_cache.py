@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 from collections.abc import Callable
 
 import redis
@@ -71,8 +73,38 @@ def cached(version_: str, request_key: str, compute: Callable[[], tuple[bytes, f
 
 
 def bump() -> None:
+    """Increase the calendar version now, or, in a process that set CALENDAR_BUMP_EVERY (a worker
+    committing hundreds of delivery changes a second), at most that often: the first change bumps
+    at once, the next ones within that many seconds are folded into one bump at its end."""
+    every = current_app.config.get("CALENDAR_BUMP_EVERY") or 0
+    if not every:
+        _incr(get_redis(), _key("version"))
+        return
+    state = current_app.extensions.setdefault("calendar_bump", {"last": 0.0, "timer": None, "lock": threading.Lock()})
+    with state["lock"]:
+        wait = state["last"] + every - time.monotonic()
+        if wait <= 0:
+            state["last"] = time.monotonic()
+        elif state["timer"] is None:
+            client, key = get_redis(), _key("version")
+
+            def later():
+                with state["lock"]:
+                    state["timer"], state["last"] = None, time.monotonic()
+                _incr(client, key)
+
+            state["timer"] = threading.Timer(wait, later)
+            state["timer"].daemon = True
+            state["timer"].start()
+            return
+        else:
+            return  # a bump is already planned, and it will cover this change
+    _incr(get_redis(), _key("version"))
+
+
+def _incr(client: redis.Redis, key: str) -> None:
     try:
-        get_redis().incr(_key("version"))
+        client.incr(key)
     except redis.RedisError as exc:  # the answers stored meanwhile expire within MAX_AGE
         log.warning("calendar version not increased (%s); cached calendar answers may be stale for up to %d s",
                     exc, MAX_AGE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -121,3 +122,14 @@ def test_a_claim_that_finds_nothing_keeps_the_cache(app, editor):
     assert calendar_cache.version() == before
     assert dispatch.claim_due(utc(2030, 3, 6)) != []  # now it is due: the calendar shows "queued"
     assert calendar_cache.version() != before
+
+
+def test_a_busy_worker_folds_its_bumps(make_app, app):
+    worker_app = make_app(CALENDAR_BUMP_EVERY=0.3)
+    with worker_app.app_context():
+        start = int(calendar_cache.version())
+        for _ in range(20):  # twenty commits in a burst: one bump now, one at the end of the window
+            calendar_cache.bump()
+        assert int(calendar_cache.version()) == start + 1
+        time.sleep(0.45)
+        assert int(calendar_cache.version()) == start + 2  # the changes after the first are not lost

@@ -17,6 +17,8 @@ def run(app: Flask, *, burst: bool = False) -> None:
     # the HTTP sessions stay warm. A worker that dies is covered by the delivery leases.
     from .jobs import close_pool
 
+    # Each send commits twice; the calendar's cache needs to hear of them every so often, not each time.
+    app.config.setdefault("CALENDAR_BUMP_EVERY", 0.2)
     with app.app_context():
         worker = SimpleWorker([delivery_queue()], connection=get_redis())
         try:
