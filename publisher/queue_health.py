@@ -32,6 +32,11 @@ def _last_line(text: str | None) -> str:
     return lines[-1].strip() if lines else ""
 
 
+def _error(job) -> str:
+    result = job.latest_result()
+    return _last_line(result.exc_string if result else None)
+
+
 def redis_part(connection: redis.Redis, now: datetime) -> dict:
     """The queue, its registries, the workers and the schedulers, as they are in Redis."""
     from rq import Worker
@@ -45,7 +50,7 @@ def redis_part(connection: redis.Redis, now: datetime) -> dict:
     failed = FailedJobRegistry(queue=queue)
     failed_ids = failed.get_job_ids(0, FAILED_SHOWN - 1, desc=True)
     failed_jobs = [
-        {"id": job.id, "ended_at": _utc(job.ended_at), "error": _last_line(job.exc_info)}
+        {"id": job.id, "ended_at": _utc(job.ended_at), "error": _error(job)}
         for job in Job.fetch_many(failed_ids, connection=connection) if job is not None
     ]
     workers = []
@@ -79,7 +84,7 @@ def database_part(now: datetime) -> dict:
     held = db.session.scalar(select(func.count(Delivery.id)).where(due)) - count
     by_status = dict.fromkeys(DeliveryStatus, 0)
     by_status.update(db.session.execute(select(Delivery.status, func.count(Delivery.id)).group_by(Delivery.status))
-                     .tuples().all())
+                     .all())
     oldest = _utc(oldest)
     return {
         "due": count, "held": held, "oldest_due_at": oldest,
