@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from publisher import delivery_words, dispatch
 from publisher.extensions import db
@@ -109,6 +109,26 @@ def test_paged_newest_first(app, states, monkeypatch):
     assert "Page 1 of 3" in first and "page=2" in first and "state=all" in first
     assert [int(n) for n in re.findall(r'id="delivery-(\d+)"', c.get("/deliveries?state=all&page=3").text)] \
         == newest[6:]
+
+
+def test_the_page_does_not_query_per_row(app, states):
+    c = logged_in(app, "editor")
+
+    def statements() -> int:
+        seen = []
+        listener = lambda *args: seen.append(args[2])  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            assert c.get("/deliveries?state=all").status_code == 200
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        return len(seen)
+
+    few = statements()
+    channel = fresh(Delivery, states["failed"]).channel
+    for d in scheduled([channel] * 10, title="Many"):
+        put(d, "failed", "permanent", code="400", error="no")
+    assert statements() == few
 
 
 def test_words_errors_and_times_in_the_organisations_zone(app, states):
