@@ -120,8 +120,9 @@ def test_a_live_worker_and_a_stale_one(app, users):
 @pytest.mark.slow
 def test_a_worker_process_shows_while_it_runs(app, users, processes):
     proc = processes.start("worker")
-    worker = wait_for(lambda: queue_json(app)["workers"], timeout=30)[0]
-    assert worker["state"] == "idle" and worker["stale"] is False and worker["last_heartbeat"]
+    # Registered first, then idle: wait for the state it settles in.
+    (worker,) = wait_for(lambda: [w for w in queue_json(app)["workers"] if w["state"] == "idle"], timeout=30)
+    assert worker["stale"] is False and worker["last_heartbeat"] and worker["birth"]
     proc.terminate()
     proc.wait(timeout=15)
     assert wait_for(lambda: queue_json(app)["workers"] == [], timeout=15)
