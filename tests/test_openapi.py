@@ -21,6 +21,7 @@ from tests.factories import later
 from tests.test_api_columns import exercise_the_api as exercise_the_columns_api
 from tests.test_calendar_page import exercise_the_api as exercise_the_calendar_api
 from tests.test_media import exercise_the_api as exercise_the_media_api
+from tests.test_queue_health import exercise_the_api as exercise_the_queue_api
 from tests.test_workflow import exercise_the_api as exercise_the_workflow_api
 
 HTTP_METHODS = {"get", "put", "post", "patch", "delete"}
@@ -177,6 +178,7 @@ def test_real_answers_match_the_schemas(app, client, doc, drain, webhook_double,
     exercise_the_calendar_api(api, editor, reviewer, feed["id"])
     exercise_the_workflow_api(api, editor, reviewer, feed["id"], drain)
     exercise_the_media_api(api, editor, reviewer)
+    exercise_the_queue_api(api, admin, editor)
     api.call("get", "/api/openapi.json", 200)
 
     # The error answers.

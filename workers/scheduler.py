@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import time
 
 import redis
@@ -18,6 +20,7 @@ class Scheduler:
         self.app = app
         self.stopping = False
         self.failing: str | None = None  # what the last tick could not reach, logged once per outage
+        self.name = f"{socket.gethostname()}:{os.getpid()}"  # shown on the queue health page
 
     def stop(self, *_args) -> None:
         self.stopping = True
@@ -27,7 +30,8 @@ class Scheduler:
         from publisher import dispatch
         from publisher.extensions import db
 
-        from .queues import get_redis
+        from .health import beat
+        from .queues import delivery_queue, get_redis
 
         with self.app.app_context():
             try:
@@ -35,6 +39,7 @@ class Scheduler:
                 # enqueued is handed back, and each tick of an outage would otherwise add an
                 # attempt and a "claimed" event to every due delivery.
                 get_redis().ping()
+                beat(get_redis(), delivery_queue().name, self.name, ttl=max(10.0, 5 * self.app.config["TICK_SECONDS"]))
                 enqueued = dispatch.tick()
             except redis.RedisError as exc:
                 self._failed("redis", "Redis unavailable, deliveries wait in the database: %s", exc)

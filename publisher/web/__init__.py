@@ -23,6 +23,8 @@ BLUEPRINTS = (
     "publisher.web.ics",
     "publisher.web.previews",
     "publisher.web.media",
+    "publisher.web.deliveries",
+    "publisher.web.queue",
 )
 
 

@@ -22,6 +22,7 @@ from ..security import load_user_from_token
 from . import api_calendar, api_channels, api_columns, api_deliveries, api_items, api_media
 from .api_common import ApiError
 from .openapi import document
+from .queue import api_queue
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)  # checked below, for session callers only
@@ -68,6 +69,7 @@ ROUTES = (
     ("/deliveries/<int:delivery_id>/cancel", "delivery_cancel", api_deliveries.cancel, ["POST"]),
     ("/deliveries/<int:delivery_id>/retry", "delivery_retry", api_deliveries.retry, ["POST"]),
     ("/deliveries/<int:delivery_id>/mark-sent", "delivery_mark_sent", api_deliveries.mark_sent, ["POST"]),
+    ("/queue", "queue", api_queue, ["GET"]),
 )
 for _rule, _endpoint, _view, _methods in ROUTES:
     bp.add_url_rule(_rule, _endpoint, _view, methods=_methods)

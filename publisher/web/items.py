@@ -26,7 +26,8 @@ from wtforms import (
 
 from channels import registry
 
-from .. import dispatch, media, workflow
+from .. import media, workflow
+from ..delivery_words import ACTIONS, REASON_LABELS, explain, refusal
 from ..extensions import csrf, db
 from ..i18n import localtime, org_zone
 from ..items import Conflict, Invalid, create_item, default_channel_ids, validate_item
@@ -267,85 +268,6 @@ def _load(item_id: int) -> Item:
     return item
 
 
-# --- what a delivery's state means, in words ---------------------------------------------------
-
-STATUS_NAMES = {
-    DeliveryStatus.SCHEDULED: _l("scheduled"), DeliveryStatus.QUEUED: _l("queued"),
-    DeliveryStatus.SENDING: _l("being sent"), DeliveryStatus.SENT: _l("sent"), DeliveryStatus.FAILED: _l("failed"),
-    DeliveryStatus.UNCONFIRMED: _l("unconfirmed"), DeliveryStatus.CANCELLED: _l("cancelled"),
-}
-
-REASON_LABELS = {
-    "scheduled": _l("Planned"),
-    "claimed": _l("Picked up"),
-    "sending": _l("Sending"),
-    "sent": _l("Sent"),
-    "rate_limited": _l("Slowed down by the channel"),
-    "retryable": _l("Temporary error"),
-    "gave_up": _l("Gave up"),
-    "permanent": _l("Refused by the channel"),
-    "unknown": _l("No answer"),
-    "render_error": _l("Could not be prepared"),
-    "queue_lost": _l("Handed out again"),
-    "worker_lost": _l("Interrupted"),
-    "cancelled": _l("Cancelled"),
-    "manual": _l("By an editor"),
-}
-
-
-def explain(delivery: Delivery) -> str:
-    """One sentence for the delivery's current state, from the last thing that happened to it."""
-    reason = delivery.events[-1].reason if delivery.events else "scheduled"
-    status = delivery.status
-    at = localtime(delivery.next_attempt_at, "HH:mm:ss")
-    waiting = status == DeliveryStatus.SCHEDULED
-    if waiting and reason == "scheduled":
-        return _("Planned; it goes out at %(time)s.", time=localtime(delivery.due_at))
-    if waiting and reason == "manual":
-        return _("An editor asked to try again; it goes out at %(time)s.", time=at)
-    if waiting and reason == "rate_limited":
-        return _("The channel asked us to slow down; trying again at %(time)s.", time=at)
-    if waiting and reason == "retryable":
-        return _("The channel could not take it just now (it may be down or busy); trying again at %(time)s.",
-                 time=at)
-    if waiting and reason == "unknown":
-        return _("We got no answer; sending again at %(time)s. The channel drops repeats, so it will not appear "
-                 "twice.", time=at)
-    if waiting and reason == "worker_lost":
-        return _("The worker stopped in the middle of sending; trying again at %(time)s (the channel drops "
-                 "repeats).", time=at)
-    if waiting and reason == "queue_lost":
-        return _("It waited too long for a worker, so it was handed out again.")
-    if status == DeliveryStatus.FAILED and reason == "gave_up":
-        return _("The channel kept failing, so we stopped after %(count)d tries. Retry when it works again.",
-                 count=delivery.failures)
-    if status == DeliveryStatus.FAILED and reason == "render_error":
-        return _("The item could not be prepared for this channel; its settings may be incomplete.")
-    if status == DeliveryStatus.UNCONFIRMED and reason == "worker_lost":
-        return _("The worker stopped in the middle of sending, so we cannot tell whether it arrived. Look at the "
-                 "channel, then mark it as sent or retry.")
-    if status == DeliveryStatus.SENT and reason == "manual":
-        return _("An editor marked it as sent.")
-    return _status_sentence(status, at)
-
-
-def _status_sentence(status: str, at: str) -> str:
-    if status == DeliveryStatus.SCHEDULED:
-        return _("Waiting; it goes out at %(time)s.", time=at)
-    if status == DeliveryStatus.QUEUED:
-        return _("Picked up by the scheduler; waiting for a free worker.")
-    if status == DeliveryStatus.SENDING:
-        return _("Being sent to the channel right now.")
-    if status == DeliveryStatus.SENT:
-        return _("The channel accepted it.")
-    if status == DeliveryStatus.FAILED:
-        return _("The channel refused it. Check the channel's settings or the content, then retry.")
-    if status == DeliveryStatus.UNCONFIRMED:
-        return _("We sent it but got no answer, so we cannot tell whether it arrived. Look at the channel, then "
-                 "mark it as sent or retry.")
-    return _("Cancelled by an editor.")
-
-
 def _deliveries_context(item: Item) -> dict:
     final = all(d.status in FINAL_STATUSES for d in item.deliveries)
     return {"item": item, "final": final, "explain": explain, "reason_labels": REASON_LABELS,
@@ -565,13 +487,6 @@ def describe_change(name: str, value) -> str:
     return text if len(text) <= 120 else text[:117] + "…"
 
 
-ACTIONS = {
-    "cancel": (dispatch.cancel, _l("The delivery to %(channel)s is cancelled.")),
-    "retry": (dispatch.retry_now, _l("The delivery to %(channel)s will be tried again now.")),
-    "mark-sent": (dispatch.mark_sent, _l("The delivery to %(channel)s is marked as sent.")),
-}
-
-
 @bp.post("/items/<int:item_id>/deliveries/<int:delivery_id>/<action>")
 @role_required(Role.EDITOR)
 def act(item_id: int, delivery_id: int, action: str):
@@ -591,8 +506,7 @@ def act(item_id: int, delivery_id: int, action: str):
     else:
         db.session.rollback()
         db.session.refresh(delivery)
-        flash(_("The delivery to %(channel)s is %(status)s by now, so nothing was changed.", channel=channel,
-                status=STATUS_NAMES.get(delivery.status, delivery.status)), "error")
+        flash(refusal(channel, delivery.status), "error")
     return redirect(url_for("items.show", item_id=item_id))
 
 

@@ -528,6 +528,40 @@ PATHS["/api/media/{media_id}"] = {
                   params=("media_id", *WRITE), tag="media"),
 }
 ERRORS.setdefault("413", "The upload is larger than the limit for its kind.")
+
+_COUNT = {"type": "integer", "minimum": 0}
+SCHEMAS["QueueHealth"] = _obj({
+    "checked_at": TIME,
+    "redis": _obj({"ok": {"type": "boolean"}, "error": {**NULL_TEXT, "description": "why Redis cannot be reached"}}),
+    "queue": _nullable(_obj({
+        "name": TEXT, "waiting": {**_COUNT, "description": "jobs waiting for a worker"},
+        "running": {**_COUNT, "description": "jobs a worker has started"}, "failed": {**_COUNT, "description":
+                                                                                      "jobs that raised"},
+    })),
+    "failed_jobs": {"type": "array", "description": "the newest failed jobs", "items": _obj({
+        "id": TEXT, "ended_at": _nullable(TIME), "error": {"type": "string", "description": "the error's last line"},
+    })},
+    "workers": {"type": "array", "items": _obj({
+        "name": TEXT, "state": TEXT, "current_job": NULL_TEXT, "last_heartbeat": _nullable(TIME),
+        "birth": _nullable(TIME), "stale": {"type": "boolean", "description": "no heartbeat within its TTL"},
+    })},
+    "schedulers": {"type": "array", "description": "schedulers whose heartbeat has not run out", "items": _obj({
+        "name": TEXT, "last_beat": _nullable(TIME), "ttl": {"type": ["number", "null"]},
+    })},
+    "deliveries": _obj({
+        "due": {**_COUNT, "description": "due now and not claimed yet, on enabled channels and sendable items"},
+        "held": {**_COUNT, "description": "due, but the channel is off or the item is not approved"},
+        "oldest_due_at": _nullable(TIME),
+        "lag_seconds": {"type": ["number", "null"], "description": "how late the oldest due delivery is"},
+        "by_status": {"type": "object", "additionalProperties": _COUNT,
+                      "propertyNames": {"enum": list(DeliveryStatus)}},
+    }),
+})
+PATHS["/api/queue"] = {
+    "get": _op("getQueueHealth", "Queue health (admins): jobs, workers, schedulers and due deliveries; "
+               "`queue` is null and `redis.ok` false when Redis cannot be reached", _ok("QueueHealth"),
+               tag=DELIVERY),
+}
 PATHS["/api/openapi.json"] = {
     "get": {"operationId": "openapi", "summary": "This document (no login needed)", "tags": ["meta"],
             "security": [], "responses": {"200": {"description": "OpenAPI 3.1",
