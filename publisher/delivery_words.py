@@ -31,6 +31,8 @@ REASON_LABELS = {
     "worker_lost": _l("Interrupted"),
     "cancelled": _l("Cancelled"),
     "manual": _l("By an editor"),
+    "held": _l("Waiting its turn"),
+    "released": _l("Handed back by a stopping worker"),
 }
 
 
@@ -51,7 +53,13 @@ def explain(delivery: Delivery, reason: str | None = None) -> str:
     if waiting and reason == "manual":
         return _("An editor asked to try again; it goes out at %(time)s.", time=at)
     if waiting and reason == "rate_limited":
-        return _("The channel asked us to slow down; trying again at %(time)s.", time=at)
+        return _("The channel's rate limit is reached (the service asked us to slow down, or this channel's own "
+                 "limit is full); it goes out at %(time)s, not counted as a failure.", time=at)
+    if waiting and reason == "held":
+        return _("An earlier post to this channel is waiting, and posts keep their order; this one goes out "
+                 "after it.")
+    if waiting and reason == "released":
+        return _("A worker stopped before sending it; another worker takes it at once.")
     if waiting and reason == "retryable":
         return _("The channel could not take it just now (it may be down or busy); trying again at %(time)s.",
                  time=at)

@@ -245,7 +245,7 @@ def enqueue(claimed: list[tuple[int, int]]) -> int:
         queue.enqueue_many(jobs)
     except redis.RedisError as exc:
         for i, a in claimed:
-            if _move(i, a, (S.QUEUED,), status=S.SCHEDULED, lease_until=None):
+            if _move(i, a, (S.QUEUED,), status=S.SCHEDULED, lease_until=None, last_reason="queue_lost"):
                 _event(i, a, S.SCHEDULED, "queue_lost", message=f"Redis unavailable: {type(exc).__name__}")
         db.session.commit()
         raise
@@ -279,7 +279,7 @@ def sweep(now: datetime | None = None) -> int:
     lost = db.session.execute(
         update(Delivery)
         .where(Delivery.status == S.QUEUED, Delivery.lease_until < now)
-        .values(status=S.SCHEDULED, next_attempt_at=now, lease_until=None, updated_at=now)
+        .values(status=S.SCHEDULED, next_attempt_at=now, lease_until=None, updated_at=now, last_reason="queue_lost")
         .returning(Delivery.id, Delivery.attempt),
         execution_options={"synchronize_session": False},
     ).all()

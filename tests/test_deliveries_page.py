@@ -135,7 +135,7 @@ def test_words_errors_and_times_in_the_organisations_zone(app, states):
     set_organisation(timezone="Asia/Shanghai")
     c = logged_in(app, "reviewer")
     retrying = c.get("/deliveries?state=retrying").text
-    assert "The channel asked us to slow down; trying again at 14:05:03." in retrying
+    assert "The channel&#39;s rate limit is reached" in retrying and "goes out at 14:05:03" in retrying
     assert "2030-01-01 14:05:03" in retrying  # the next try
     assert "<code>429</code>" in retrying and "slow down" in retrying
     failed = c.get("/deliveries?state=failed").text

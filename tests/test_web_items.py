@@ -280,7 +280,7 @@ REASON_STATES = [
     ("rate_limited", "scheduled"), ("retryable", "scheduled"), ("gave_up", "failed"), ("permanent", "failed"),
     ("unknown", "scheduled"), ("unknown", "unconfirmed"), ("render_error", "failed"), ("queue_lost", "scheduled"),
     ("worker_lost", "scheduled"), ("worker_lost", "unconfirmed"), ("cancelled", "cancelled"),
-    ("manual", "scheduled"), ("manual", "sent"),
+    ("manual", "scheduled"), ("manual", "sent"), ("held", "scheduled"), ("released", "scheduled"),
 ]
 
 
@@ -295,7 +295,8 @@ def test_every_reason_is_explained_in_plain_words(app):
             for reason, status in REASON_STATES
         }
     assert len(set(sentences.values())) == len(REASON_STATES)  # every case has words of its own
-    assert sentences[("rate_limited", "scheduled")] == "The channel asked us to slow down; trying again at 14:05:03."
+    assert sentences[("rate_limited", "scheduled")].startswith("The channel's rate limit is reached")
+    assert "goes out at 14:05:03" in sentences[("rate_limited", "scheduled")]
     assert "3 tries" in sentences[("gave_up", "failed")]
     assert "2030-01-01 14:05:03" in sentences[("scheduled", "scheduled")]
 

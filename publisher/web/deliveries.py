@@ -26,7 +26,7 @@ PER_PAGE = 50
 BULK_BATCH = 500
 
 # Waiting for another try after something went wrong (not a first try, not an editor's retry).
-RETRY_REASONS = ("rate_limited", "retryable", "queue_lost", "worker_lost", "unknown")
+RETRY_REASONS = ("rate_limited", "retryable", "queue_lost", "worker_lost", "unknown", "held", "released")
 TABS = {
     "retrying": (_l("Retrying"), (Delivery.status == DeliveryStatus.SCHEDULED) & (Delivery.attempt > 0)
                  & Delivery.last_reason.in_(RETRY_REASONS)),
