@@ -208,11 +208,12 @@ OUTAGE = 20.0
 
 
 def test_redis_outage_workers_and_scheduler_recover_and_healthz_tells_the_truth(app, processes, own_redis):
-    processes.env.update(PUBLISHER_WEB_WORKERS="1", PUBLISHER_IN_FLIGHT="1")
+    processes.env.update(PUBLISHER_WEB_WORKERS="1", PUBLISHER_IN_FLIGHT="1", PUBLISHER_QUEUED_LEASE_SECONDS="10")
     port = free_port()
     hooks = [quiet(WebhookDouble(SECRET, default=Answer(200, {"ok": True}, delay=0.3))) for _ in range(6)]
+    hooks[0].answer(Answer(200, {"ok": True}, delay=2))  # the first send is still on the wire when Redis stops
     try:
-        channels = [make_channel("webhook", f"hook {n}", url=f"{h.url}/hook", secret=SECRET, timeout=TIMEOUT)
+        channels = [make_channel("webhook", f"hook {n}", url=f"{h.url}/hook", secret=SECRET, timeout=5)
                     for n, h in enumerate(hooks)]
         scheduler, *workers = start(processes, "scheduler", "worker", "worker")
         web = Watched(processes.start("web", "--port", str(port)))
@@ -228,16 +229,17 @@ def test_redis_outage_workers_and_scheduler_recover_and_healthz_tells_the_truth(
 
         assert wait_until(lambda: probe()[0] == 200, timeout=20), f"web never healthy: {probe()}\n{web.log}"
         plan([([channels[0]], utcnow())], title="before")
-        wait_for(lambda: len(hooks[0].posts) == 1, timeout=15)
+        (before,) = fresh_query(select(Delivery.id)).scalars()
+        wait_for(lambda: hooks[0].requests, timeout=15)
         pids = [p.proc.pid for p in (scheduler, *workers)]
 
-        own_redis.stop()
+        own_redis.stop()  # in the middle of a job: the worker's send ends while Redis is away
         stopped_at = time.time()
         t0 = utcnow()
-        # Due during the outage, and after it (RESTART + 1 s), spread over every channel so that
-        # both workers must take part once Redis is back.
+        # Due during the outage, and after it: one every two seconds for twenty-odd seconds, long
+        # enough for a worker that is still waiting out its reconnection backoff to take part.
         plan([([channels[k % 6]], t0 + timedelta(seconds=3 + k)) for k in range(12)], title="during")
-        plan([([channels[k % 6]], t0 + timedelta(seconds=OUTAGE + 1)) for k in range(12)], title="after")
+        plan([([channels[k % 6]], t0 + timedelta(seconds=OUTAGE + 1 + 2 * k)) for k in range(12)], title="after")
         ids = list(fresh_query(select(Delivery.id).join(Item).where(Item.title.not_like("before%"))).scalars())
 
         probes = []
@@ -253,6 +255,8 @@ def test_redis_outage_workers_and_scheduler_recover_and_healthz_tells_the_truth(
         assert probes and not wrong, f"/healthz during the outage should be a quick 503 naming Redis: {wrong}"
         sent_during = [r for h in hooks for r in h.requests if stopped_at < r.at < restarted_at]
         assert not sent_during, f"{len(sent_during)} requests went out while Redis was down"
+        assert status_counts([before]) == {"sent": 1}, \
+            f"the send in flight when Redis stopped did not end as sent: {status_counts([before])}"
 
         healthy = wait_until(lambda: probe()[0] == 200, timeout=10)
         print(f"/healthz after the restart: {probe()[:2]}")
@@ -264,7 +268,9 @@ def test_redis_outage_workers_and_scheduler_recover_and_healthz_tells_the_truth(
         print(f"after the restart: {counts}; the last went out {max(ends, default=0):.1f}s after it")
         alive = [(p.proc.pid, p.proc.poll()) for p in (scheduler, *workers)]
         assert all(code is None for _, code in alive) and [pid for pid, _ in alive] == pids, \
-            f"a process died during the outage: {alive}\n" + "\n".join(p.log[-3000:] for p in (scheduler, *workers))
+            f"a process died during the outage: {alive}\n" + "\n".join(
+                "".join(line for line in p.log.splitlines(True) if "deliver" not in line)[-3000:]
+                for p in (scheduler, *workers) if p.proc.poll() is not None)
         assert done, f"deliveries due during and after the outage did not all go out: {counts}\n" + \
             "\n".join(w.log[-3000:] for w in workers)
         assert sum(n for h in hooks for n in h.posts.values()) == len(ids) + 1, "a post went out twice"
@@ -335,7 +341,7 @@ def test_shared_rate_limit_keeps_three_workers_under_the_service_limit(app, proc
         start(processes, "scheduler", "worker", "worker", "worker")
         plan([([channel], utcnow()) for _ in range(30)])
         ids = list(fresh_query(select(Delivery.id)).scalars())
-        done = wait_until(lambda: status_counts(ids).get("sent") == len(ids), timeout=40, interval=0.25)
+        done = wait_until(lambda: status_counts(ids).get("sent") == len(ids), timeout=20, interval=0.25)
         busiest, at = busiest_window([r.at for r in service.requests], 1.0)
         took = max(r.at for r in service.requests) - min(r.at for r in service.requests)
         print(f"\n{len(service.requests)} requests over {took:.1f}s, {len(service.refused)} refused with 429; "
