@@ -329,6 +329,8 @@ def test_three_schedulers_four_workers_claim_and_send_each_delivery_once(app, pr
         print(f"\n{len(claims)} claims of {len(ids)} deliveries ({len(claims) - len(ids)} after a lease ran out); "
               f"{len(hook.requests)} requests; claims per scheduler: "
               f"{per_scheduler}")
+        for p in procs:
+            assert p.proc.poll() is None and "Traceback" not in p.log, p.log[-3000:]
         assert not twice, f"(delivery, attempt) claimed more than once: {list(twice.items())[:10]}"
         assert set(sent_per_delivery) == set(ids) and set(sent_per_delivery.values()) == {1}, \
             f"deliveries without exactly one 'sent' event: " \
