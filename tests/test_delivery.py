@@ -164,7 +164,7 @@ def test_lost_queue_job_is_taken_back(app, drain, webhook_double):
     drain()
     assert reload(d).status == "queued"
     dispatch.sweep(utcnow() + timedelta(seconds=app.config["QUEUED_LEASE_SECONDS"] + 0.1))
-    assert reload(d).status == "scheduled" and reload(d).last_reason is None
+    assert reload(d).status == "scheduled" and reload(d).last_reason == "queue_lost"
     run_until_settled(drain, d)
     assert reload(d).status == "sent" and reload(d).attempt == 2
     assert webhook_double.posts == {d.idempotency_key: 1}

@@ -4,7 +4,6 @@ ones of a channel, retries one, and sees it leave the failed tab and arrive amon
 from __future__ import annotations
 
 from playwright.sync_api import expect
-from rq import SimpleWorker
 
 from publisher import dispatch
 from publisher.extensions import db
@@ -13,14 +12,15 @@ from publisher.security import create_user
 from tests.conftest import log_in
 from tests.doubles import Answer
 from tests.factories import scheduled, webhook_channel
-from workers.queues import delivery_queue, get_redis
+from workers.queues import delivery_queue
+from workers.worker import run as run_worker
 
 
 def run_due(app) -> None:
     """One scheduler tick and a burst worker, as the processes would."""
     with app.app_context():
         dispatch.tick()
-        SimpleWorker([delivery_queue()], connection=get_redis()).work(burst=True, with_scheduler=False)
+    run_worker(app, burst=True)
 
 
 def test_retry_a_failed_delivery(page, live_server, webhook_double):
