@@ -177,14 +177,17 @@ def own_redis(tmp_path, processes):
 
 
 def test_flushall_mid_run_delays_deliveries_by_one_lease_at_most(app, processes, own_redis):
-    processes.env.update(PUBLISHER_QUEUED_LEASE_SECONDS=str(QUEUED_LEASE), PUBLISHER_LEASE_MARGIN_SECONDS=str(MARGIN))
+    # One send in flight per worker and a job per channel: the workers hold two jobs each, and
+    # the others wait in Redis, where the flush loses them.
+    processes.env.update(PUBLISHER_QUEUED_LEASE_SECONDS=str(QUEUED_LEASE), PUBLISHER_LEASE_MARGIN_SECONDS=str(MARGIN),
+                         PUBLISHER_IN_FLIGHT="1", PUBLISHER_BATCH_SIZE="1")
     hook = quiet(WebhookDouble(SECRET, default=Answer(200, {"ok": True}, delay=0.02)))
     try:
         channels = [make_channel("webhook", f"hook {n}", url=f"{hook.url}/hook", secret=SECRET, timeout=TIMEOUT)
-                    for n in range(4)]
+                    for n in range(8)]
         procs = start(processes, "scheduler", "worker", "worker")
         due = utcnow()
-        plan([([channels[k % 4]], due) for k in range(80)])
+        plan([([channels[k % 8]], due) for k in range(80)])
         ids = list(fresh_query(select(Delivery.id)).scalars())
 
         # Flush once the run is under way and work is waiting in Redis.
@@ -219,8 +222,6 @@ def test_flushall_mid_run_delays_deliveries_by_one_lease_at_most(app, processes,
 OUTAGE = 20.0
 
 
-@pytest.mark.xfail(reason="an RQ worker quits when Redis goes away in the middle of a job (workers/worker.py "
-                          "must start a new one once Redis answers)", strict=False)
 def test_redis_outage_workers_and_scheduler_recover_and_healthz_tells_the_truth(app, processes, own_redis):
     processes.env.update(PUBLISHER_WEB_WORKERS="1", PUBLISHER_IN_FLIGHT="1", PUBLISHER_QUEUED_LEASE_SECONDS="10")
     port = free_port()
@@ -345,7 +346,6 @@ def test_three_schedulers_four_workers_claim_and_send_each_delivery_once(app, pr
 
 # --- 5. a channel's rate limit, shared by every worker -----------------------------------------------
 
-@pytest.mark.xfail(reason="needs the rate limiter shared by the workers in Redis (delivery engine)", strict=False)
 def test_shared_rate_limit_keeps_three_workers_under_the_service_limit(app, processes):
     # One batch at a time per channel: small batches pass the channel from worker to worker, so a
     # limit counted in each process instead of in Redis lets bursts through.
