@@ -28,7 +28,7 @@ SETTINGS: dict[str, tuple[object, type]] = {
     "CLAIM_BATCH": (500, int),
     "BATCH_SIZE": (100, int),
     "IN_FLIGHT": (32, int),
-    "QUEUED_LEASE_SECONDS": (60.0, float),
+    "QUEUED_LEASE_SECONDS": (15.0, float),
     "LEASE_MARGIN_SECONDS": (15.0, float),
     "MAX_FAILURES": (8, int),
     "RETRY_BASE_SECONDS": (10.0, float),

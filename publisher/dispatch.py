@@ -265,10 +265,18 @@ def release(pairs: list[tuple[int, int]], next_at: datetime, reason: str, messag
 
 
 def extend_leases(pairs: list[tuple[int, int]]) -> None:
-    """A worker took these: their queued lease now runs from now (it may hold them a while before sending)."""
+    """A worker holds these (queued, not started yet): their queued lease runs again from now. The
+    pool renews it while it holds them, so the lease can be short and a dead worker's deliveries
+    come back soon."""
+    if not pairs:
+        return
     lease = utcnow() + timedelta(seconds=_setting("QUEUED_LEASE_SECONDS"))
-    for i, a in pairs:
-        _move(i, a, (S.QUEUED,), lease_until=lease)
+    db.session.execute(
+        update(Delivery)
+        .where(tuple_(Delivery.id, Delivery.attempt).in_(pairs), Delivery.status == S.QUEUED)
+        .values(lease_until=lease),
+        execution_options={"synchronize_session": False},
+    )
     db.session.commit()
 
 

@@ -243,3 +243,23 @@ def test_a_worker_that_dies_with_a_held_batch_loses_nothing(app, drain):
         assert {reload(d).status for d in planned} == {"scheduled"}
     finally:
         double.close()
+
+
+def test_the_pool_renews_the_lease_of_what_it_holds(make_app):
+    app = make_app(IN_FLIGHT=1, QUEUED_LEASE_SECONDS=0.9)
+    with app.app_context():
+        from workers.jobs import close_pool, deliver_batch
+
+        slow = Gauge(1.0)
+        try:
+            channel = webhook_channel(slow, timeout=5)
+            planned = plan(channel, 3)
+            deliver_batch(dispatch.claim_due())
+            time.sleep(1.6)  # the first sent, the second on the wire, the third waits in the pool
+            third = reload(planned[2])
+            assert third.status == "queued" and third.lease_until > utcnow()  # its first lease ran out at 0.9 s
+            assert dispatch.sweep() == 0
+            close_pool(app, finish=True)
+            assert {reload(d).status for d in planned} == {"sent"} and len(slow.requests) == 3
+        finally:
+            slow.close()

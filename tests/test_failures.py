@@ -77,9 +77,9 @@ ITEMS = 1000  # each on one idempotent and one non-idempotent channel: 2,000 del
 
 def test_workers_killed_mid_send_lose_nothing_and_repeat_only_what_they_flag(app, processes, tmp_path):
     install_plain_channel(tmp_path, processes)
-    # The queued lease covers the backlog a slow machine builds up; the sending lease is short
-    # (2 × timeout + margin = 3 s), so a delivery whose worker died comes back quickly.
-    processes.env.update(PUBLISHER_QUEUED_LEASE_SECONDS="20", PUBLISHER_LEASE_MARGIN_SECONDS="1")
+    # Short leases (the pool renews the queued lease of what it holds; sending: 2 × timeout + margin
+    # = 3 s), so what a killed worker held comes back quickly and its channels go on.
+    processes.env.update(PUBLISHER_QUEUED_LEASE_SECONDS="4", PUBLISHER_LEASE_MARGIN_SECONDS="1")
     # A few milliseconds per answer: a kill lands while requests are on the wire.
     idem = quiet(WebhookDouble(SECRET, default=Answer(200, {"ok": True}, delay=0.004)))
     plain = quiet(WebhookDouble(SECRET, default=Answer(200, {"ok": True}, delay=0.004)))

@@ -34,6 +34,7 @@ class SendPool:
         self.in_flight = 0
         self.stopping = False
         self.threads = [threading.Thread(target=self._lane, name=f"send-{n}", daemon=True) for n in range(self.lanes)]
+        self.threads.append(threading.Thread(target=self._keep_leases, name="leases", daemon=True))
         for thread in self.threads:
             thread.start()
 
@@ -93,6 +94,25 @@ class SendPool:
                 self.cond.notify_all()
             if held:
                 self._give_back(held, hold_until, "held")
+
+    def _keep_leases(self) -> None:
+        """Renew the queued lease of what the pool holds, a few times per lease."""
+        from publisher import dispatch
+
+        interval = max(0.5, self.app.config["QUEUED_LEASE_SECONDS"] / 3)
+        with self.cond:
+            while not self.cond.wait_for(lambda: self.stopping, timeout=interval):
+                held = [pair for chain in self.chains.values() for pair in chain]
+                if not held:
+                    continue
+                self.cond.release()
+                try:
+                    with self.app.app_context():
+                        dispatch.extend_leases(held)
+                except Exception:  # the database is away: the leases run out and the sweep takes them back
+                    log.warning("could not renew the leases of %d deliveries", len(held), exc_info=True)
+                finally:
+                    self.cond.acquire()
 
     def _give_back(self, pairs: list[tuple[int, int]], at: datetime | None, reason: str) -> None:
         from publisher import dispatch
