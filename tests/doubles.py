@@ -58,6 +58,9 @@ class Double:
             def do_POST(self):  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:  # the client went away mid-request: a real service takes nothing
+                    self.close_connection = True
+                    return
                 rec = Recorded(time.time(), self.command, self.path, dict(self.headers.items()), body)
                 answer = double.handle(rec)
                 if answer.delay:
