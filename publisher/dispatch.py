@@ -168,20 +168,32 @@ def claim_due(now: datetime | None = None, limit: int | None = None) -> list[tup
             select(func.pg_try_advisory_xact_lock(CLAIM_LOCK))):
         db.session.rollback()
         return []
+    # Each check is a probe of the (channel_id, status, due_at) index per candidate, taken in due
+    # order until `limit` are found. "(SELECT count(*) …) = 0" stays a per-row index probe: NOT
+    # EXISTS lets PostgreSQL hash every delivery planned for later, and a LIMIT 1 probe lets it
+    # prefer a sequential scan (seconds among a million, either way).
     other = aliased(Delivery)
-    busy_channel = exists().where(other.channel_id == Delivery.channel_id, other.status.in_((S.QUEUED, S.SENDING)))
-    earlier_waiting = exists().where(
-        other.channel_id == Delivery.channel_id, other.status == S.SCHEDULED, other.next_attempt_at > now,
-        tuple_(other.due_at, other.id) < tuple_(Delivery.due_at, Delivery.id),
+
+    def none_where(*conditions):
+        return select(func.count()).select_from(other).where(*conditions).scalar_subquery() == 0
+
+    free_channel = none_where(other.channel_id == Delivery.channel_id, other.status.in_((S.QUEUED, S.SENDING)))
+    # A delivery that waits for a retry has been claimed before (attempt > 0): the partial index
+    # ix_deliveries_waiting holds only those, so the probe never reads the channel's backlog.
+    nothing_earlier_waits = none_where(
+        other.channel_id == Delivery.channel_id, other.status == S.SCHEDULED, other.attempt > 0,
+        other.due_at <= Delivery.due_at, other.next_attempt_at > now,
+        (other.due_at < Delivery.due_at) | (other.id < Delivery.id),
     )
+    sendable_item = exists().where(Item.id == Delivery.item_id, Item.status.in_(SENDABLE_ITEM_STATUSES))
     due = (
         select(Delivery.id)
-        .where(Delivery.status == S.SCHEDULED, Delivery.next_attempt_at <= now, ~busy_channel, ~earlier_waiting)
+        .where(Delivery.status == S.SCHEDULED, Delivery.next_attempt_at <= now, free_channel, nothing_earlier_waits)
         # A channel that is switched off holds its deliveries until it is switched on again.
         .where(Delivery.channel_id.in_(select(Channel.id).where(Channel.enabled.is_(True))))
-        # Nothing reaches a channel before approval (or with approval switched off). A correlated
-        # EXISTS: a primary-key lookup per candidate, not a scan of every sendable item.
-        .where(exists().where(Item.id == Delivery.item_id, Item.status.in_(SENDABLE_ITEM_STATUSES)))
+        # Nothing reaches a channel before approval (or with approval switched off): a primary-key
+        # probe per candidate, not a scan of every sendable item.
+        .where(sendable_item)
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
         .with_for_update(skip_locked=True)

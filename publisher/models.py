@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -394,8 +395,12 @@ class Delivery(db.Model):
     __table_args__ = (
         Index("ix_deliveries_status_next", "status", "next_attempt_at"),
         Index("ix_deliveries_due_at", "due_at"),  # the calendar's date-range queries
-        # The claim's per-channel order: is the channel busy, does an earlier delivery of it wait.
+        # The claim's per-channel order: is the channel busy; does an earlier delivery of it wait for
+        # a retry (only deliveries claimed before can, so this index holds only those).
         Index("ix_deliveries_channel_status_due", "channel_id", "status", "due_at"),
+        Index("ix_deliveries_waiting", "channel_id", "due_at",
+              postgresql_where=text("status = 'scheduled' AND attempt > 0"),
+              sqlite_where=text("status = 'scheduled' AND attempt > 0")),
     )
 
 
