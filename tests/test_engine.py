@@ -135,7 +135,7 @@ def test_the_in_flight_cap_holds(make_app):
 def test_a_waiting_delivery_holds_its_channel_and_the_rest_keep_their_order(app, drain):
     double = WebhookDouble("hook-secret")
     try:
-        double.answer(Answer(429, "slow down", {"Retry-After": "1"}))
+        double.answer(Answer(429, "slow down", {"Retry-After": "30"}))
         channel = webhook_channel(double)
         planned = plan(channel, 3)
         dispatch.tick()
@@ -145,10 +145,11 @@ def test_a_waiting_delivery_holds_its_channel_and_the_rest_keep_their_order(app,
         assert second.status == third.status == "scheduled" and second.last_reason == "held"
         assert len(double.requests) == 1
         assert dispatch.claim_due() == []  # the first waits for its Retry-After, the others behind it
-        time.sleep(1.1)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and {reload(d).status for d in planned} != {"sent"}:
-            dispatch.tick()
+        later = utcnow() + timedelta(seconds=31)  # the clock moved on past the Retry-After
+        for _ in range(10):
+            if {reload(d).status for d in planned} == {"sent"}:
+                break
+            dispatch.tick(later)
             drain()
         assert titles_in_arrival_order(double) == ["post 0", "post 0", "post 1", "post 2"]
         assert double.distinct_posts() == 3
@@ -159,7 +160,7 @@ def test_a_waiting_delivery_holds_its_channel_and_the_rest_keep_their_order(app,
 def test_the_shared_rate_limit_makes_deliveries_wait_their_turn(app, drain):
     double = WebhookDouble("hook-secret")
     try:
-        channel = webhook_channel(double, rate_limit="2/second")
+        channel = webhook_channel(double, rate_limit="2/3second")  # a wide window: slow machines too
         planned = plan(channel, 5)
         dispatch.tick()
         drain()
@@ -167,15 +168,15 @@ def test_the_shared_rate_limit_makes_deliveries_wait_their_turn(app, drain):
         assert [d.status for d in states] == ["sent", "sent", "scheduled", "scheduled", "scheduled"]
         assert states[2].last_reason == "rate_limited" and states[3].last_reason == "held"
         assert states[2].failures == 0  # waiting for a place is not a failure
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline and {reload(d).status for d in planned} != {"sent"}:
             dispatch.tick()
             drain()
             time.sleep(0.05)
         times = sorted(r.at for r in double.requests)
         assert len(times) == 5 and titles_in_arrival_order(double) == [f"post {k}" for k in range(5)]
-        for k in range(len(times) - 2):  # never three within one second
-            assert times[k + 2] - times[k] >= 0.99, times
+        for k in range(len(times) - 2):  # never three within one window
+            assert times[k + 2] - times[k] >= 2.99, times
     finally:
         double.close()
 
