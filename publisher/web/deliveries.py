@@ -115,6 +115,12 @@ def act(delivery_id: int, action: str):
     if delivery is None:
         abort(404)
     _check_csrf()
+    apply_action(delivery, action)
+    return _back()
+
+
+def apply_action(delivery: Delivery, action: str) -> None:
+    """An editor's retry, mark-as-sent or cancel (conditional in dispatch), said in a flash message."""
     run, done = ACTIONS[action]
     channel = delivery.channel.name
     if run(delivery):
@@ -124,7 +130,6 @@ def act(delivery_id: int, action: str):
         db.session.rollback()
         db.session.refresh(delivery)
         flash(refusal(channel, delivery.status), "error")
-    return _back()
 
 
 @bp.post("/deliveries/retry-failed")

@@ -27,7 +27,7 @@ from wtforms import (
 from channels import registry
 
 from .. import media, workflow
-from ..delivery_words import ACTIONS, REASON_LABELS, explain, refusal
+from ..delivery_words import ACTIONS, REASON_LABELS, explain
 from ..extensions import csrf, db
 from ..i18n import localtime, org_zone
 from ..items import Conflict, Invalid, create_item, default_channel_ids, validate_item
@@ -50,6 +50,7 @@ from ..models import (
 from ..posts import issue_number
 from ..previews import previews
 from ..security import role_required
+from .deliveries import apply_action
 from .media import allow_uploads
 
 bp = Blueprint("items", __name__)
@@ -498,15 +499,7 @@ def act(item_id: int, delivery_id: int, action: str):
     form = FlaskForm()
     if not form.validate_on_submit():  # only the CSRF token to check
         abort(400)
-    run, done = ACTIONS[action]
-    channel = delivery.channel.name
-    if run(delivery):
-        db.session.commit()
-        flash(done % {"channel": channel}, "success")
-    else:
-        db.session.rollback()
-        db.session.refresh(delivery)
-        flash(refusal(channel, delivery.status), "error")
+    apply_action(delivery, action)
     return redirect(url_for("items.show", item_id=item_id))
 
 
