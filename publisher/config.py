@@ -26,6 +26,7 @@ SETTINGS: dict[str, tuple[object, type]] = {
     "QUEUE": ("publisher", str),
     "TICK_SECONDS": (0.25, float),
     "CLAIM_BATCH": (500, int),
+    "CLAIM_AHEAD_SECONDS": (1.0, float),
     "BATCH_SIZE": (100, int),
     "IN_FLIGHT": (32, int),
     "QUEUED_LEASE_SECONDS": (15.0, float),

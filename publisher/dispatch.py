@@ -7,11 +7,9 @@ same delivery, and a late or repeated job finds nothing to do. See docs/architec
 
 from __future__ import annotations
 
-import json
 import logging
-import random
+import time
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import redis
@@ -20,23 +18,19 @@ from sqlalchemy import exists, func, insert, select, tuple_, update
 from sqlalchemy.orm import aliased
 
 from channels import registry
-from channels.errors import ChannelError, OutcomeUnknown, Permanent, RateLimited, Retryable
 
-from . import ratelimit
+from . import sending
 from .extensions import db
 from .models import (
     SENDABLE_ITEM_STATUSES,
     Channel,
-    Column,
     Delivery,
     DeliveryEvent,
     Item,
-    ItemEvent,
     ItemStatus,
     utcnow,
 )
 from .models import DeliveryStatus as S
-from .posts import build_post
 
 log = logging.getLogger(__name__)
 CLAIM_LOCK = 0x7075626C  # "publ": the advisory lock one claiming scheduler holds (PostgreSQL)
@@ -147,14 +141,16 @@ def mark_sent(delivery: Delivery) -> bool:
                last_reason="manual")
     if ok:
         _event(delivery.id, delivery.attempt, S.SENT, "manual", message="marked as sent")
-        _item_published(delivery.item_id, now)
+        sending.publish_items([delivery.item_id], now)
     return ok
 
 
 # --- the scheduler tick ---------------------------------------------------------------------
 
-def claim_due(now: datetime | None = None, limit: int | None = None) -> list[tuple[int, int]]:
-    """Atomically take the due deliveries: (id, attempt) pairs that this caller now owns.
+def claim_due(now: datetime | None = None, limit: int | None = None, ahead: float = 0.0) -> list[tuple[int, int]]:
+    """Atomically take the due deliveries: (id, attempt) pairs that this caller now owns. With `ahead`,
+    also those due within that many seconds: the scheduler claims a little early so that a delivery
+    is loaded and rendered by its due time, and the worker sends it at that time, not before.
 
     A channel's deliveries go out in their scheduled order, one batch at a time: a channel with
     deliveries queued or sending is skipped, and so is a delivery with an earlier one of its
@@ -188,7 +184,8 @@ def claim_due(now: datetime | None = None, limit: int | None = None) -> list[tup
     sendable_item = exists().where(Item.id == Delivery.item_id, Item.status.in_(SENDABLE_ITEM_STATUSES))
     due = (
         select(Delivery.id)
-        .where(Delivery.status == S.SCHEDULED, Delivery.next_attempt_at <= now, free_channel, nothing_earlier_waits)
+        .where(Delivery.status == S.SCHEDULED, Delivery.next_attempt_at <= now + timedelta(seconds=ahead),
+               free_channel, nothing_earlier_waits)
         # A channel that is switched off holds its deliveries until it is switched on again.
         .where(Delivery.channel_id.in_(select(Channel.id).where(Channel.enabled.is_(True))))
         # Nothing reaches a channel before approval (or with approval switched off): a primary-key
@@ -331,7 +328,7 @@ def sweep(now: datetime | None = None) -> int:
 def tick(now: datetime | None = None) -> int:
     """One scheduler step: sweep, claim, enqueue. Safe to run in any number of processes."""
     sweep(now)
-    return enqueue(claim_due(now))
+    return enqueue(claim_due(now, ahead=_setting("CLAIM_AHEAD_SECONDS")))
 
 
 def _is_idempotent(type_: str) -> bool:
@@ -341,146 +338,33 @@ def _is_idempotent(type_: str) -> bool:
         return False
 
 
-# --- running one delivery (inside a worker job) ------------------------------------------------
+# --- running one delivery ----------------------------------------------------------------------
 
-def backoff_seconds(failures: int) -> float:
-    """Exponential backoff with jitter, so a fleet of retries does not hit a recovering service at once."""
-    ceiling = min(_setting("RETRY_MAX_SECONDS"), _setting("RETRY_BASE_SECONDS") * 2 ** max(0, failures - 1))
-    return ceiling * random.uniform(0.5, 1.0)
+class _Direct:
+    """Commits each step at once: one delivery, as the tests and `run` use it (the worker's send
+    pool groups the steps of many instead, see workers/pool.py)."""
 
+    def start(self, send: sending.Send) -> bool:
+        moved = send.id in sending.start([send])
+        db.session.commit()
+        return moved
 
-@dataclass
-class Outcome:
-    status: str  # where the delivery ended, or "skipped" if it was not this worker's
-    hold_until: datetime | None = None  # set when it waits: the channel's later deliveries wait too
+    def record(self, results: list[sending.Result]) -> None:
+        sending.record(results)
+        db.session.commit()
 
 
 def run(delivery_id: int, attempt: int, session=None) -> str:
     """Send one delivery. Returns the state it ended in (or "skipped" if it was not ours)."""
-    return run_one(delivery_id, attempt, session).status
-
-
-def run_one(delivery_id: int, attempt: int, session=None) -> Outcome:
-    delivery = db.session.get(Delivery, delivery_id)
-    if delivery is None or delivery.attempt != attempt or delivery.status != S.QUEUED:
-        db.session.rollback()
-        return Outcome("skipped")
-    try:
-        config = delivery.channel.config
-        adapter = registry.get(delivery.channel.type)(config, session=session)
-    except Exception as exc:  # unknown type, unreadable secrets: nothing was sent
-        db.session.rollback()
-        if _move(delivery_id, attempt, (S.QUEUED,), status=S.FAILED, lease_until=None, last_reason="render_error",
-                 last_error=str(exc), last_error_code=None):
-            _event(delivery_id, attempt, S.FAILED, "render_error", message=str(exc))
-        db.session.commit()
-        return Outcome(S.FAILED)
-    wait = ratelimit.wait_seconds(delivery.channel_id, config.get("rate_limit") or adapter.limits.rate_limit)
-    if wait:
-        hold_until = utcnow() + timedelta(seconds=wait)
-        release([(delivery_id, attempt)], hold_until, "rate_limited",
-                message=f"this channel's limit is reached; next place at {hold_until.isoformat(timespec='seconds')}")
-        return Outcome(S.SCHEDULED, hold_until)
-    now = utcnow()
-    lease = now + timedelta(seconds=adapter.max_send_seconds() + _setting("LEASE_MARGIN_SECONDS"))
-    if not _move(delivery_id, attempt, (S.QUEUED,), status=S.SENDING, lease_until=lease):
-        db.session.rollback()
-        return Outcome("skipped")
-    _event(delivery_id, attempt, S.SENDING, "sending", at=now)
-    db.session.commit()
-    db.session.refresh(delivery)
-
-    try:
-        message = adapter.render(build_post(delivery.item))
-    except Exception as exc:
-        log.exception("delivery %s: render failed", delivery_id)
-        return _finish(delivery, attempt, S.FAILED, "render_error", message=str(exc))
-
-    try:
-        receipt = adapter.send(message, idempotency_key=delivery.idempotency_key)
-    except RateLimited as exc:
-        wait = exc.retry_after if exc.retry_after is not None else backoff_seconds(delivery.failures + 1)
-        return _retry(delivery, attempt, "rate_limited", exc, wait, count_failure=False)
-    except Retryable as exc:
-        return _retry(delivery, attempt, "retryable", exc, backoff_seconds(delivery.failures + 1))
-    except Permanent as exc:
-        return _finish(delivery, attempt, S.FAILED, "permanent", code=exc.code, message=exc.message)
-    except (OutcomeUnknown, ChannelError, Exception) as exc:
-        # The request may have reached the service. Only a channel that drops repeats may retry.
-        code = getattr(exc, "code", None)
-        text = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-        if not isinstance(exc, ChannelError):
-            log.exception("delivery %s: adapter raised", delivery_id)
-        if adapter.idempotent:
-            err = OutcomeUnknown(text, code=code)
-            return _retry(delivery, attempt, "unknown", err, backoff_seconds(delivery.failures + 1))
-        return _finish(delivery, attempt, S.UNCONFIRMED, "unknown", code=code, message=text)
-
-    now = utcnow()
-    if _move(delivery_id, attempt, (S.SENDING,), status=S.SENT, sent_at=now, lease_until=None,
-             external_id=receipt.remote_id, external_url=receipt.url, last_reason="sent",
-             last_error=None, last_error_code=None):
-        _event(delivery_id, attempt, S.SENT, "sent", message=receipt.remote_id, at=now)
-        _item_published(delivery.item_id, now)
-    db.session.commit()
-    return Outcome(S.SENT)
-
-
-def _retry(delivery: Delivery, attempt: int, reason: str, exc: ChannelError, wait: float,
-           count_failure: bool = True) -> Outcome:
-    failures = delivery.failures + (1 if count_failure else 0)
-    if failures >= _setting("MAX_FAILURES"):
-        return _finish(delivery, attempt, S.FAILED, "gave_up", code=exc.code, message=exc.message,
-                       failures=failures)
-    next_at = utcnow() + timedelta(seconds=wait)
-    if _move(delivery.id, attempt, (S.SENDING,), status=S.SCHEDULED, next_attempt_at=next_at, failures=failures,
-             lease_until=None, last_reason=reason, last_error=exc.message, last_error_code=exc.code):
-        _event(delivery.id, attempt, S.SCHEDULED, reason, code=exc.code,
-               message=f"{exc.message} (next try at {next_at.isoformat(timespec='seconds')})")
-    db.session.commit()
-    return Outcome(S.SCHEDULED, next_at)
-
-
-def _finish(delivery: Delivery, attempt: int, status: str, reason: str, *, code=None, message=None,
-            **extra) -> Outcome:
-    if _move(delivery.id, attempt, (S.SENDING,), status=status, lease_until=None, last_reason=reason,
-             last_error=message, last_error_code=None if code is None else str(code), **extra):
-        _event(delivery.id, attempt, status, reason, code=code, message=message)
-    db.session.commit()
-    return Outcome(status)
+    sends = sending.prepare([(delivery_id, attempt)], session=session)
+    if sends and (early := (sends[0].not_before - utcnow()).total_seconds()) > 0:
+        time.sleep(early)  # claimed ahead: not before its time
+    result = sending.run(sends[0], _Direct()) if sends else None
+    db.session.rollback()
+    return result.status if result else "skipped"
 
 
 def _approval_required() -> bool:
     from .i18n import organisation
 
     return organisation().require_approval
-
-
-def _item_published(item_id: int, now: datetime) -> None:
-    """The first sent delivery publishes the item and gives it the column's next issue number."""
-    column_id = db.session.scalar(
-        select(Item.column_id).where(Item.id == item_id, Item.status == ItemStatus.SCHEDULED)
-    )
-    values: dict = {"status": ItemStatus.PUBLISHED, "published_at": now}
-    if column_id is not None:
-        # Lock the column row (PostgreSQL) so two items published at once get different numbers;
-        # SQLite serialises writers anyway.
-        first = db.session.scalar(select(Column.first_issue).where(Column.id == column_id).with_for_update())
-        last = db.session.scalar(select(func.max(Item.issue_number)).where(Item.column_id == column_id))
-        values["issue_number"] = (last + 1) if last is not None else first
-    numbered = db.session.execute(
-        update(Item)
-        .where(Item.id == item_id, Item.status == ItemStatus.SCHEDULED, Item.issue_number.is_(None))
-        .values(**values),
-        execution_options={"synchronize_session": False},
-    ).rowcount
-    republished = db.session.execute(  # published again (numbered before): only the status
-        update(Item)
-        .where(Item.id == item_id, Item.status == ItemStatus.SCHEDULED)
-        .values(status=ItemStatus.PUBLISHED, published_at=now),
-        execution_options={"synchronize_session": False},
-    ).rowcount
-    if numbered or republished:
-        changes = {"issue_number": [None, values["issue_number"]]} if numbered and "issue_number" in values else None
-        db.session.add(ItemEvent(item_id=item_id, action="published", at=now,
-                                 changes=json.dumps(changes) if changes else ""))

@@ -3,7 +3,7 @@
 A column's cadence is an RFC 5545 RRULE expanded from its `cadence_start` in the column's own
 timezone, so "every Tuesday 20:00" stays 20:00 local time across daylight-saving changes.
 A slot is one occurrence from now on; it is filled when an item of the column is planned at
-exactly that time. Issue numbers are final when an item is published (dispatch._item_published);
+exactly that time. Issue numbers are final when an item is published (sending.publish_items);
 before that, the calendar predicts them by counting forward in time order over the column's
 planned items and open slots.
 """

@@ -219,12 +219,15 @@ def test_redis_outage_delays_deliveries_but_loses_none(app, processes, webhook_d
         time.sleep(1.5)  # thirty ticks without Redis
         assert scheduler.proc.poll() is None and worker.proc.poll() is None
         # Not claimed while no worker could be told: no attempts, no history piling up.
-        assert history(during) == [("scheduled", 0)]
+        # (A tick that found Redis just before it stopped may have claimed it once and handed it back.)
+        lost = [("scheduled", 0), ("claimed", 1), ("queue_lost", 1)]
+        assert history(during) in ([("scheduled", 0)], lost)
+        attempts = 1 if history(during) == [("scheduled", 0)] else 2
         assert scheduler.log.count("Redis unavailable") == 1
 
         embedded_redis.ensure(private)
         wait_for(lambda: statuses(during) == ["sent"], timeout=20)
-        assert history(during)[-1] == ("sent", 1)
+        assert history(during)[-1] == ("sent", attempts)
         assert len(webhook_double.requests) == 2 and len(webhook_double.posts) == 2
         assert "ticking normally again" in scheduler.log
     finally:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import threading
 
-import requests
 from flask import Flask, current_app, has_app_context
 
-_local = threading.local()
 _app: Flask | None = None
 _pool_lock = threading.Lock()
 
@@ -21,21 +19,15 @@ def _worker_app() -> Flask:
     return _app
 
 
-def http_session() -> requests.Session:
-    """One connection pool per worker thread, reused by every send."""
-    if not hasattr(_local, "session"):
-        _local.session = requests.Session()
-        _local.session.headers["User-Agent"] = "publisher/0.1"
-    return _local.session
-
-
 def deliver(delivery_id: int, attempt: int) -> str:
+    """One delivery (jobs of this kind were queued by earlier versions; the scheduler now queues
+    `deliver_batch`)."""
     from publisher import dispatch
 
     app = current_app._get_current_object() if has_app_context() else _worker_app()
     # A fresh app context per job gives a fresh database session, removed when the job ends.
     with app.app_context():
-        return dispatch.run(delivery_id, attempt, session=http_session())
+        return dispatch.run(delivery_id, attempt)
 
 
 def send_pool():
@@ -62,26 +54,15 @@ def close_pool(app: Flask, *, finish: bool = False) -> None:
 
 
 def deliver_batch(pairs: list[tuple[int, int]]) -> int:
-    """Hand a batch of claimed deliveries (each channel's in order) to this worker's send pool.
-    Returns once they are taken; the pool sends them (see workers/pool.py)."""
-    from collections import defaultdict
-
-    from sqlalchemy import select
-
-    from publisher import dispatch
-    from publisher.extensions import db
-    from publisher.models import Delivery
+    """Load and render a batch of claimed deliveries (each channel's in order) and hand them to this
+    worker's send pool. Returns once they are taken; the pool sends them (see workers/pool.py)."""
+    from publisher import dispatch, sending
 
     pool = send_pool()
+    pool.wait_for_room()
+    pairs = [(int(i), int(a)) for i, a in pairs]
     with pool.app.app_context():
-        pairs = [(int(i), int(a)) for i, a in pairs]
-        channel_of = dict(db.session.execute(
-            select(Delivery.id, Delivery.channel_id).where(Delivery.id.in_([i for i, _a in pairs]))
-        ).all())
         dispatch.extend_leases(pairs)
-    chains: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for i, a in pairs:  # the batch is in scheduled order; a channel's part of it stays so
-        if i in channel_of:
-            chains[channel_of[i]].append((i, a))
-    pool.submit(chains)
-    return len(pairs)
+        sends = sending.prepare(pairs, session=pool.http, adapters=pool.adapters)
+    pool.submit(sends)
+    return len(sends)

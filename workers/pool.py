@@ -1,11 +1,18 @@
 """Sends in flight inside one worker process.
 
-An RQ job hands the worker a batch of claimed deliveries and returns; the pool sends them on
-`lanes` threads (PUBLISHER_IN_FLIGHT), so a worker keeps many slow channel calls in flight
-instead of waiting for each. Each channel's deliveries go one after another in their scheduled
-order, channels take turns (a lane takes the next delivery of whichever channel is ready), and a
+An RQ job hands the worker a batch of claimed deliveries, loaded and rendered (publisher/sending.py),
+and returns; the pool sends them on `lanes` threads (PUBLISHER_IN_FLIGHT), so a worker keeps many
+slow channel calls in flight instead of waiting for each. Each channel's deliveries go one after
+another in their scheduled order, none before its due time (the scheduler claims a little ahead),
+channels take turns (a lane takes the next delivery of whichever channel is due first), and a
 delivery that has to wait (rate limit, service down) holds its channel's later deliveries too:
 they go back to the schedule untried, behind it.
+
+The lanes do not write to the database themselves: the pool's recorder thread gathers every
+lane's "starting" and "done" and writes them in one transaction at a time, so a worker with 32
+sends in flight makes a few commits, not 64. A lane waits for its "starting" to be committed
+before its request leaves; its "done" is written soon after (if the process dies first, the
+delivery is still `sending` and the sweep treats it as a send whose answer was lost).
 
 The database stays the truth: a delivery the pool holds is `queued` with a lease, so if this
 process dies the scheduler's sweep takes it back. On a normal stop the pool finishes the sends in
@@ -14,23 +21,115 @@ flight and gives the others back at once (`close`).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import threading
+import time
 from collections import deque
-from datetime import datetime
 
+import requests
 from flask import Flask
 
+from publisher import sending
+from publisher.models import utcnow
+
 log = logging.getLogger(__name__)
+
+
+class RecordingFailed(Exception):
+    """The database could not be written: what was to be written is left to the leases."""
+
+
+class Recorder:
+    """One thread that writes the lanes' steps, many at a time (group commit)."""
+
+    ATTEMPTS = (0.2, 1.0, 2.0)  # waits before trying a failed transaction again
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.cond = threading.Condition()
+        self.starts: list[tuple[sending.Send, dict]] = []
+        self.results: list[sending.Result] = []
+        self.busy = False
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self.thread.start()
+
+    def start(self, send: sending.Send) -> bool:
+        """Queued → sending, committed. False if the delivery moved meanwhile (not ours to send)."""
+        box: dict = {}
+        with self.cond:
+            self.starts.append((send, box))
+            self.cond.notify_all()
+            self.cond.wait_for(lambda: "moved" in box)
+        if box["moved"] is None:
+            raise RecordingFailed(f"delivery {send.id} could not be marked as sending")
+        return box["moved"]
+
+    def record(self, results: list[sending.Result]) -> None:
+        """Written soon, with whatever else is waiting; does not wait for it."""
+        with self.cond:
+            self.results.extend(results)
+            self.cond.notify_all()
+
+    def _run(self) -> None:
+        from publisher.extensions import db
+
+        while True:
+            with self.cond:
+                self.cond.wait_for(lambda: self.starts or self.results or self.stopping)
+                if not (self.starts or self.results):
+                    return
+                starts, self.starts = self.starts, []
+                results, self.results = self.results, []
+                self.busy = True
+            moved: set[int] | None = None
+            for wait in (*self.ATTEMPTS, None):
+                try:
+                    with self.app.app_context():
+                        sending.record(results)
+                        moved = sending.start([send for send, _box in starts]) if starts else set()
+                        db.session.commit()
+                    break
+                except Exception:
+                    if wait is None:
+                        log.exception("could not record %d sends and %d results; their leases bring them back",
+                                      len(starts), len(results))
+                    else:
+                        time.sleep(wait)
+            with self.cond:
+                for send, box in starts:
+                    box["moved"] = None if moved is None else send.id in moved
+                self.busy = False
+                self.cond.notify_all()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what waits, then stop."""
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+        self.thread.join(timeout)
 
 
 class SendPool:
     def __init__(self, app: Flask, lanes: int):
         self.app = app
         self.lanes = max(1, lanes)
+        # A worker takes another batch while it has fewer channels than this: enough to keep every
+        # lane busy while some channels wait for their previous answer, not so many that it takes
+        # work another worker could start sooner.
+        self.capacity = self.lanes + self.lanes // 2
+        self.http = requests.Session()  # one connection pool for every lane, sized to them
+        self.http.mount("http://", requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=self.lanes))
+        self.http.mount("https://", requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=self.lanes))
+        self.http.headers["User-Agent"] = "publisher/0.1"
+        self.adapters: dict = {}  # channel id -> its adapter, made again when its settings change
+        self.recorder = Recorder(app)
         self.cond = threading.Condition()
-        self.chains: dict[int, deque[tuple[int, int]]] = {}  # channel -> its deliveries still to send, in order
-        self.ready: deque[int] = deque()  # channels with a delivery to send and none in flight
+        self.chains: dict[int, deque[sending.Send]] = {}  # channel -> its sends still to go, in order
+        self.ready: list[tuple] = []  # heap of (head's due time, n, channel) for channels with none in flight
+        self.order = itertools.count()
         self.in_flight = 0
         self.stopping = False
         self.threads = [threading.Thread(target=self._lane, name=f"send-{n}", daemon=True) for n in range(self.lanes)]
@@ -43,57 +142,65 @@ class SendPool:
         with self.cond:
             return sum(len(chain) for chain in self.chains.values())
 
-    def submit(self, chains: dict[int, list[tuple[int, int]]], room: int | None = None) -> None:
-        """Add each channel's deliveries (in order). Blocks while more than `room` wait (default:
-        two per lane), so a worker does not take jobs it cannot start soon."""
-        room = room if room is not None else 2 * self.lanes
+    def wait_for_room(self) -> None:
+        """Blocks while the pool has work enough, so a worker does not take jobs it cannot start soon."""
         with self.cond:
-            self.cond.wait_for(lambda: self.stopping or sum(len(c) for c in self.chains.values()) < room)
+            self.cond.wait_for(lambda: self.stopping or len(self.chains) < self.capacity)
             if self.stopping:
                 raise RuntimeError("the worker is stopping")
-            for channel_id, pairs in chains.items():
-                chain = self.chains.setdefault(channel_id, deque())
-                if not chain and channel_id not in self.ready:
-                    self.ready.append(channel_id)
-                chain.extend(pairs)
+
+    def submit(self, sends: list[sending.Send]) -> None:
+        """Add sends; each channel's keep the order they come in."""
+        with self.cond:
+            if self.stopping:
+                raise RuntimeError("the worker is stopping")
+            for send in sends:
+                chain = self.chains.get(send.channel_id)
+                if chain is None:
+                    chain = self.chains[send.channel_id] = deque()
+                    heapq.heappush(self.ready, (send.not_before, next(self.order), send.channel_id))
+                chain.append(send)
             self.cond.notify_all()
 
-    def _next(self) -> tuple[int, tuple[int, int]] | None:
+    def _next(self) -> sending.Send | None:
         with self.cond:
-            self.cond.wait_for(lambda: self.stopping or self.ready)
-            if self.stopping:
-                return None
-            channel_id = self.ready.popleft()
-            pair = self.chains[channel_id].popleft()
-            self.in_flight += 1
-            return channel_id, pair
+            while not self.stopping:
+                if not self.ready:
+                    self.cond.wait()
+                    continue
+                wait = (self.ready[0][0] - utcnow()).total_seconds()
+                if wait > 0:  # never before its time
+                    self.cond.wait(timeout=wait)
+                    continue
+                channel_id = heapq.heappop(self.ready)[2]
+                self.in_flight += 1
+                return self.chains[channel_id].popleft()
+            return None
 
     def _lane(self) -> None:
-        from publisher import dispatch
-
-        from .jobs import http_session
-
-        while (task := self._next()) is not None:
-            channel_id, (delivery_id, attempt) = task
+        while (send := self._next()) is not None:
             hold_until = None
+            broken = False
             try:
                 with self.app.app_context():
-                    hold_until = dispatch.run_one(delivery_id, attempt, session=http_session()).hold_until
-            except Exception:  # a database error mid-send: the lease brings the delivery back
-                log.exception("delivery %s: the send failed in the worker", delivery_id)
+                    result = sending.run(send, self.recorder)
+                hold_until = result.hold_until if result else None
+            except Exception:  # the database is away: the leases bring this channel's sends back
+                log.exception("delivery %s: the send failed in the worker", send.id)
+                broken = True
             with self.cond:
                 self.in_flight -= 1
-                chain = self.chains.get(channel_id)
-                held = list(chain) if chain and hold_until else []
+                chain = self.chains.get(send.channel_id)  # gone if the pool closed meanwhile
+                held = list(chain) if chain and (hold_until or broken) else []
                 if held:
                     chain.clear()
                 if chain:
-                    self.ready.append(channel_id)
+                    heapq.heappush(self.ready, (chain[0].not_before, next(self.order), send.channel_id))
                 elif chain is not None:
-                    del self.chains[channel_id]
+                    del self.chains[send.channel_id]
                 self.cond.notify_all()
-            if held:
-                self._give_back(held, hold_until, "held")
+            if held and not broken:
+                self.recorder.record([sending.give_back(s, hold_until, "held") for s in held])
 
     def _keep_leases(self) -> None:
         """Renew the queued lease of what the pool holds, a few times per lease."""
@@ -102,7 +209,7 @@ class SendPool:
         interval = max(0.5, self.app.config["QUEUED_LEASE_SECONDS"] / 3)
         with self.cond:
             while not self.cond.wait_for(lambda: self.stopping, timeout=interval):
-                held = [pair for chain in self.chains.values() for pair in chain]
+                held = [(s.id, s.attempt) for chain in self.chains.values() for s in chain]
                 if not held:
                     continue
                 self.cond.release()
@@ -114,30 +221,24 @@ class SendPool:
                 finally:
                     self.cond.acquire()
 
-    def _give_back(self, pairs: list[tuple[int, int]], at: datetime | None, reason: str) -> None:
-        from publisher import dispatch
-        from publisher.models import utcnow
-
-        try:
-            with self.app.app_context():
-                dispatch.release(pairs, at or utcnow(), reason)
-        except Exception:  # the leases bring them back
-            log.exception("could not give %d deliveries back", len(pairs))
-
     def wait_idle(self) -> None:
         """Until nothing waits and nothing is in flight."""
         with self.cond:
             self.cond.wait_for(lambda: self.stopping or (not self.chains and not self.in_flight))
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop taking work, give back what has not started, wait for the sends in flight."""
+        """Stop taking work, give back what has not started, wait for the sends in flight and for
+        the recorder to write everything."""
         with self.cond:
             self.stopping = True
-            left = [pair for chain in self.chains.values() for pair in chain]
+            left = [send for chain in self.chains.values() for send in chain]
             self.chains.clear()
             self.ready.clear()
             self.cond.notify_all()
         if left:
-            self._give_back(left, None, "released")
+            now = utcnow()
+            self.recorder.record([sending.give_back(s, now, "released") for s in left])
         for thread in self.threads:
             thread.join(timeout)
+        self.recorder.close(timeout)
+        self.http.close()
