@@ -8,6 +8,7 @@ services without markup take `plain()`; the others walk `tokens()` and write the
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import nh3
@@ -23,10 +24,14 @@ def tokens(body: str) -> list[Token]:
     return _md.parse(body or "")
 
 
+# The text forms are kept for the last bodies seen: a worker renders one item for many channels,
+# one after another, and parsing is most of a render.
+@lru_cache(maxsize=256)
 def html(body: str) -> str:
     return _md.render(body or "")
 
 
+@lru_cache(maxsize=256)
 def safe_html(body: str) -> str:
     """HTML for readers that render it (the archive, feeds): the body's own simple HTML and tables
     kept, anything active removed by nh3 (ammonia), links with rel=noopener."""
@@ -109,6 +114,7 @@ def blocks(body: str, indent: str = "  ") -> list[list[Line]]:
     return found
 
 
+@lru_cache(maxsize=256)
 def plain(body: str) -> str:
     """Readable plain text: blocks separated by a blank line, list items on their own lines with
     "• " or "1. ", links as "text (url)", code as is."""

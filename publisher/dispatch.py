@@ -344,7 +344,7 @@ class _Direct:
     """Commits each step at once: one delivery, as the tests and `run` use it (the worker's send
     pool groups the steps of many instead, see workers/pool.py)."""
 
-    def start(self, send: sending.Send) -> bool:
+    def start(self, send: sending.Send, wait: bool = True) -> bool:
         moved = send.id in sending.start([send])
         db.session.commit()
         return moved

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from flask import current_app
 from sqlalchemy import bindparam, func, insert, select, tuple_, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from channels import registry
 from channels.base import Channel as Adapter
@@ -79,7 +79,7 @@ class Result:
 
 
 class Recorder(Protocol):
-    def start(self, send: Send) -> bool: ...
+    def start(self, send: Send, wait: bool = True) -> bool: ...
     def record(self, results: list[Result]) -> None: ...
 
 
@@ -113,8 +113,8 @@ def prepare(pairs: list[tuple[int, int]], session=None, adapters: dict | None = 
     channels = {c.id: c for c in db.session.scalars(select(Channel).where(Channel.id.in_(channel_ids)))}
     items = {i.id: i for i in db.session.scalars(
         select(Item).where(Item.id.in_({s.item_id for s in sends})).options(
-            selectinload(Item.column).selectinload(Column.cover), selectinload(Item.cover),
-            selectinload(Item.file), selectinload(Item.media), selectinload(Item.author))
+            joinedload(Item.column).joinedload(Column.cover), joinedload(Item.cover), joinedload(Item.file),
+            joinedload(Item.author), selectinload(Item.media))
     )}
     posts: dict[int, Any] = {}
     for send in sends:
@@ -226,7 +226,10 @@ def run(send: Send, recorder: Recorder) -> Result | None:
         at = utcnow() + timedelta(seconds=wait)
         result = give_back(send, at, "rate_limited",
                            f"this channel's limit is reached; next place at {at.isoformat(timespec='seconds')}")
-    elif not recorder.start(send):
+    # A channel that drops repeats does not need the mark committed before its request: if this
+    # process dies meanwhile, the send is repeated and the service ignores the repeat. Not waiting
+    # for the commit takes it off the path of every send to such a channel.
+    elif not recorder.start(send, wait=not send.adapter.idempotent):
         return None
     else:
         result = deliver(send)

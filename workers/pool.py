@@ -24,9 +24,12 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import os
 import threading
 import time
+import urllib.request
 from collections import deque
+from datetime import datetime
 
 import requests
 from flask import Flask
@@ -41,74 +44,87 @@ class RecordingFailed(Exception):
     """The database could not be written: what was to be written is left to the leases."""
 
 
+class _Cycle:
+    """The sends whose start the recorder writes in one transaction; their lanes wait for `done`."""
+
+    def __init__(self):
+        self.sends: list[sending.Send] = []
+        self.early: list[sending.Send] = []  # marked without waiting (channels that drop repeats)
+        self.moved: set[int] | None = None  # None: the database could not be written
+        self.done = threading.Event()
+
+
 class Recorder:
-    """One thread that writes the lanes' steps, many at a time (group commit)."""
+    """One thread that writes the lanes' steps, many at a time (group commit). Only the lanes of the
+    transaction just written wake up: with tens of lanes, waking all of them at every write costs
+    more than the writes."""
 
     ATTEMPTS = (0.2, 1.0, 2.0)  # waits before trying a failed transaction again
 
     def __init__(self, app: Flask):
         self.app = app
-        self.cond = threading.Condition()
-        self.starts: list[tuple[sending.Send, dict]] = []
+        self.wake = threading.Condition()
+        self.cycle = _Cycle()
         self.results: list[sending.Result] = []
-        self.busy = False
         self.stopping = False
         self.thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self.thread.start()
 
-    def start(self, send: sending.Send) -> bool:
-        """Queued → sending, committed. False if the delivery moved meanwhile (not ours to send)."""
-        box: dict = {}
-        with self.cond:
-            self.starts.append((send, box))
-            self.cond.notify_all()
-            self.cond.wait_for(lambda: "moved" in box)
-        if box["moved"] is None:
+    def start(self, send: sending.Send, wait: bool = True) -> bool:
+        """Queued → sending, committed (`wait`). False if the delivery moved meanwhile (not ours to
+        send). Without `wait` the mark is written with the next transaction and the send goes on."""
+        with self.wake:
+            cycle = self.cycle
+            if wait:
+                cycle.sends.append(send)
+            else:
+                cycle.early.append(send)
+            self.wake.notify()
+        if not wait:
+            return True
+        cycle.done.wait()
+        if cycle.moved is None:
             raise RecordingFailed(f"delivery {send.id} could not be marked as sending")
-        return box["moved"]
+        return send.id in cycle.moved
 
     def record(self, results: list[sending.Result]) -> None:
         """Written soon, with whatever else is waiting; does not wait for it."""
-        with self.cond:
+        with self.wake:
             self.results.extend(results)
-            self.cond.notify_all()
+            self.wake.notify()
 
     def _run(self) -> None:
         from publisher.extensions import db
 
         while True:
-            with self.cond:
-                self.cond.wait_for(lambda: self.starts or self.results or self.stopping)
-                if not (self.starts or self.results):
+            with self.wake:
+                self.wake.wait_for(lambda: self.cycle.sends or self.cycle.early or self.results or self.stopping)
+                if not (self.cycle.sends or self.cycle.early or self.results):
                     return
-                starts, self.starts = self.starts, []
+                cycle, self.cycle = self.cycle, _Cycle()
                 results, self.results = self.results, []
-                self.busy = True
-            moved: set[int] | None = None
             for wait in (*self.ATTEMPTS, None):
                 try:
                     with self.app.app_context():
-                        sending.record(results)
-                        moved = sending.start([send for send, _box in starts]) if starts else set()
+                        starts = cycle.early + cycle.sends
+                        moved = sending.start(starts) if starts else set()
+                        sending.record(results)  # after the starts: a result may follow its start
                         db.session.commit()
+                    cycle.moved = moved
                     break
                 except Exception:
                     if wait is None:
                         log.exception("could not record %d sends and %d results; their leases bring them back",
-                                      len(starts), len(results))
+                                      len(cycle.early) + len(cycle.sends), len(results))
                     else:
                         time.sleep(wait)
-            with self.cond:
-                for send, box in starts:
-                    box["moved"] = None if moved is None else send.id in moved
-                self.busy = False
-                self.cond.notify_all()
+            cycle.done.set()
 
     def close(self, timeout: float = 30.0) -> None:
         """Write what waits, then stop."""
-        with self.cond:
+        with self.wake:
             self.stopping = True
-            self.cond.notify_all()
+            self.wake.notify()
         self.thread.join(timeout)
 
 
@@ -124,9 +140,16 @@ class SendPool:
         self.http.mount("http://", requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=self.lanes))
         self.http.mount("https://", requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=self.lanes))
         self.http.headers["User-Agent"] = "publisher/0.1"
+        # With no proxy or CA bundle in the environment there is nothing to read from it, and reading
+        # it again for every request is a tenth of a worker's time.
+        if not urllib.request.getproxies() and not any(
+                os.environ.get(name) for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")):
+            self.http.trust_env = False
         self.adapters: dict = {}  # channel id -> its adapter, made again when its settings change
         self.recorder = Recorder(app)
-        self.cond = threading.Condition()
+        lock = threading.Lock()
+        self.cond = threading.Condition(lock)  # lanes wait here for a channel to be ready; woken one at a time
+        self.changed = threading.Condition(lock)  # the job thread waits here for room, and for idle
         self.chains: dict[int, deque[sending.Send]] = {}  # channel -> its sends still to go, in order
         self.ready: list[tuple] = []  # heap of (head's due time, n, channel) for channels with none in flight
         self.order = itertools.count()
@@ -145,7 +168,7 @@ class SendPool:
     def wait_for_room(self) -> None:
         """Blocks while the pool has work enough, so a worker does not take jobs it cannot start soon."""
         with self.cond:
-            self.cond.wait_for(lambda: self.stopping or len(self.chains) < self.capacity)
+            self.changed.wait_for(lambda: self.stopping or len(self.chains) < self.capacity)
             if self.stopping:
                 raise RuntimeError("the worker is stopping")
 
@@ -154,13 +177,15 @@ class SendPool:
         with self.cond:
             if self.stopping:
                 raise RuntimeError("the worker is stopping")
+            added = 0
             for send in sends:
                 chain = self.chains.get(send.channel_id)
                 if chain is None:
                     chain = self.chains[send.channel_id] = deque()
                     heapq.heappush(self.ready, (send.not_before, next(self.order), send.channel_id))
+                    added += 1
                 chain.append(send)
-            self.cond.notify_all()
+            self.cond.notify(added)
 
     def _next(self) -> sending.Send | None:
         with self.cond:
@@ -178,53 +203,72 @@ class SendPool:
             return None
 
     def _lane(self) -> None:
-        while (send := self._next()) is not None:
-            hold_until = None
-            broken = False
-            try:
-                with self.app.app_context():
-                    result = sending.run(send, self.recorder)
-                hold_until = result.hold_until if result else None
-            except Exception:  # the database is away: the leases bring this channel's sends back
-                log.exception("delivery %s: the send failed in the worker", send.id)
-                broken = True
-            with self.cond:
-                self.in_flight -= 1
-                chain = self.chains.get(send.channel_id)  # gone if the pool closed meanwhile
-                held = list(chain) if chain and (hold_until or broken) else []
-                if held:
-                    chain.clear()
-                if chain:
-                    heapq.heappush(self.ready, (chain[0].not_before, next(self.order), send.channel_id))
-                elif chain is not None:
+        # The lane's sends use the app (its settings, Redis) but not the database session: the
+        # recorder writes. One app context for the lane's life.
+        with self.app.app_context():
+            send = self._next()
+            while send is not None:
+                send = self._after(send, self._send(send))
+
+    def _send(self, send: sending.Send) -> datetime | bool | None:
+        """Send; returns when the channel's later sends must wait, True if they cannot be sent now."""
+        try:
+            result = sending.run(send, self.recorder)
+        except Exception:  # the database is away: the leases bring this channel's sends back
+            log.exception("delivery %s: the send failed in the worker", send.id)
+            return True
+        return result.hold_until if result else None
+
+    def _after(self, send: sending.Send, hold: datetime | bool | None) -> sending.Send | None:
+        """Put the channel back in turn (or hold it), and take this lane's next send."""
+        held: list[sending.Send] = []
+        next_send = None
+        with self.cond:
+            chain = self.chains.get(send.channel_id)  # gone if the pool closed meanwhile
+            if chain and hold:
+                held = list(chain)
+                chain.clear()
+            if not chain:
+                if chain is not None:
                     del self.chains[send.channel_id]
-                self.cond.notify_all()
-            if held and not broken:
-                self.recorder.record([sending.give_back(s, hold_until, "held") for s in held])
+                self.changed.notify_all()
+            elif not self.stopping and chain[0].not_before <= utcnow() and not self._due_now():
+                next_send = chain.popleft()  # no other channel waits for a lane: go on, wake nobody
+            else:
+                heapq.heappush(self.ready, (chain[0].not_before, next(self.order), send.channel_id))
+                self.cond.notify()
+            if next_send is None:
+                self.in_flight -= 1
+        if held and hold is not True:
+            self.recorder.record([sending.give_back(s, hold, "held") for s in held])
+        return next_send or self._next()
+
+    def _due_now(self) -> bool:
+        return bool(self.ready) and self.ready[0][0] <= utcnow()
 
     def _keep_leases(self) -> None:
         """Renew the queued lease of what the pool holds, a few times per lease."""
         from publisher import dispatch
 
         interval = max(0.5, self.app.config["QUEUED_LEASE_SECONDS"] / 3)
-        with self.cond:
-            while not self.cond.wait_for(lambda: self.stopping, timeout=interval):
+        with self.changed:
+            while not self.changed.wait_for(lambda: self.stopping, timeout=interval):
                 held = [(s.id, s.attempt) for chain in self.chains.values() for s in chain]
                 if not held:
                     continue
-                self.cond.release()
+                self.changed.release()
                 try:
                     with self.app.app_context():
                         dispatch.extend_leases(held)
                 except Exception:  # the database is away: the leases run out and the sweep takes them back
                     log.warning("could not renew the leases of %d deliveries", len(held), exc_info=True)
                 finally:
-                    self.cond.acquire()
+                    self.changed.acquire()
 
     def wait_idle(self) -> None:
         """Until nothing waits and nothing is in flight."""
         with self.cond:
-            self.cond.wait_for(lambda: self.stopping or (not self.chains and not self.in_flight))
+            self.changed.wait_for(lambda: self.stopping or (not self.chains and not self.in_flight))
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop taking work, give back what has not started, wait for the sends in flight and for
@@ -235,6 +279,7 @@ class SendPool:
             self.chains.clear()
             self.ready.clear()
             self.cond.notify_all()
+            self.changed.notify_all()
         if left:
             now = utcnow()
             self.recorder.record([sending.give_back(s, now, "released") for s in left])
