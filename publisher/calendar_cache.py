@@ -112,6 +112,11 @@ def _incr(client: redis.Redis, key: str) -> None:
 
 # --- noticing writes -----------------------------------------------------------------------------
 
+def changed(session: Session) -> None:
+    """Tell the cache of a write its session hooks cannot see (a statement run on the connection)."""
+    session.info[_FLAG] = True
+
+
 def _tracked(instances) -> bool:
     return any(getattr(obj, "__tablename__", None) in TRACKED for obj in instances)
 

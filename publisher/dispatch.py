@@ -7,6 +7,7 @@ same delivery, and a late or repeated job finds nothing to do. See docs/architec
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -14,12 +15,12 @@ from datetime import datetime, timedelta
 
 import redis
 from flask import current_app
-from sqlalchemy import exists, func, insert, select, tuple_, update
+from sqlalchemy import Integer, bindparam, exists, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.orm import aliased
 
 from channels import registry
 
-from . import sending
+from . import calendar_cache, sending
 from .extensions import db
 from .models import (
     SENDABLE_ITEM_STATUSES,
@@ -28,6 +29,7 @@ from .models import (
     DeliveryEvent,
     Item,
     ItemStatus,
+    UTCDateTime,
     utcnow,
 )
 from .models import DeliveryStatus as S
@@ -159,11 +161,36 @@ def claim_due(now: datetime | None = None, limit: int | None = None, ahead: floa
     never split a channel; SQLite serialises writers anyway.
     """
     now = now or utcnow()
-    limit = limit or _setting("CLAIM_BATCH")
-    if db.session.get_bind().dialect.name == "postgresql" and not db.session.scalar(
-            select(func.pg_try_advisory_xact_lock(CLAIM_LOCK))):
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    if postgresql and not db.session.scalar(select(func.pg_try_advisory_xact_lock(CLAIM_LOCK))):
         db.session.rollback()
         return []
+    params = {"now": now, "horizon": now + timedelta(seconds=ahead), "limit": limit or _setting("CLAIM_BATCH"),
+              "lease": now + timedelta(seconds=_setting("QUEUED_LEASE_SECONDS"))}
+    if postgresql:
+        # Its commit does not wait for the disk: a claim lost in a crash of the database server only
+        # leaves the deliveries to be claimed again (a job for the lost attempt finds nothing to
+        # do), and any later commit that waits, such as a worker's, writes it first.
+        db.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        rows = db.session.connection().execute(_claim_statement(True), params).all()
+        if rows:  # not seen by the calendar's session hooks (a connection-level statement)
+            calendar_cache.changed(db.session)
+    else:  # SQLite: no UPDATE inside WITH; the history rows follow
+        rows = db.session.connection().execute(_claim_statement(False), params).all()
+        if rows:
+            calendar_cache.changed(db.session)
+            db.session.execute(insert(DeliveryEvent), [
+                dict(delivery_id=i, attempt=a, status=S.QUEUED, reason="claimed", at=now) for i, a in rows])
+    db.session.commit()
+    return sorted((r[0], r[1]) for r in rows)
+
+
+@functools.cache
+def _claim_statement(with_history: bool):
+    """The claim, built once (the scheduler runs it every tick): an UPDATE … RETURNING of the due
+    deliveries, and on PostgreSQL their history rows in the same statement (a data-modifying WITH).
+    Parameters: now, horizon (due before it), limit, lease."""
+    now, horizon = bindparam("now", type_=UTCDateTime), bindparam("horizon", type_=UTCDateTime)
     # Each check is a probe of the (channel_id, status, due_at) index per candidate, taken in due
     # order until `limit` are found. "(SELECT count(*) …) = 0" stays a per-row index probe: NOT
     # EXISTS lets PostgreSQL hash every delivery planned for later, and a LIMIT 1 probe lets it
@@ -184,33 +211,33 @@ def claim_due(now: datetime | None = None, limit: int | None = None, ahead: floa
     sendable_item = exists().where(Item.id == Delivery.item_id, Item.status.in_(SENDABLE_ITEM_STATUSES))
     due = (
         select(Delivery.id)
-        .where(Delivery.status == S.SCHEDULED, Delivery.next_attempt_at <= now + timedelta(seconds=ahead),
-               free_channel, nothing_earlier_waits)
+        .where(Delivery.status == S.SCHEDULED, Delivery.next_attempt_at <= horizon, free_channel,
+               nothing_earlier_waits)
         # A channel that is switched off holds its deliveries until it is switched on again.
         .where(Delivery.channel_id.in_(select(Channel.id).where(Channel.enabled.is_(True))))
         # Nothing reaches a channel before approval (or with approval switched off): a primary-key
         # probe per candidate, not a scan of every sendable item.
         .where(sendable_item)
         .order_by(Delivery.next_attempt_at, Delivery.id)
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer))
         .with_for_update(skip_locked=True)
     )
-    lease = now + timedelta(seconds=_setting("QUEUED_LEASE_SECONDS"))
-    rows = db.session.execute(
+    claim = (
         update(Delivery)
         .where(Delivery.id.in_(due.scalar_subquery()), Delivery.status == S.SCHEDULED)
-        .values(status=S.QUEUED, attempt=Delivery.attempt + 1, lease_until=lease, updated_at=now)
-        .returning(Delivery.id, Delivery.attempt),
-        execution_options={"synchronize_session": False},
-    ).all()
-    claimed = sorted((r[0], r[1]) for r in rows)
-    if claimed:
-        db.session.execute(
-            insert(DeliveryEvent),
-            [dict(delivery_id=i, attempt=a, status=S.QUEUED, reason="claimed", at=now) for i, a in claimed],
-        )
-    db.session.commit()
-    return claimed
+        .values(status=S.QUEUED, attempt=Delivery.attempt + 1, lease_until=bindparam("lease", type_=UTCDateTime),
+                updated_at=now)
+        .returning(Delivery.id, Delivery.attempt)
+    )
+    if not with_history:
+        return claim
+    taken = claim.cte("taken")
+    return (
+        insert(DeliveryEvent)
+        .from_select(["delivery_id", "attempt", "status", "reason", "at"],
+                     select(taken.c.id, taken.c.attempt, literal(S.QUEUED.value), literal("claimed"), now))
+        .returning(DeliveryEvent.delivery_id, DeliveryEvent.attempt)
+    )
 
 
 def batches(claimed: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
