@@ -365,3 +365,37 @@ def test_items_published_in_one_batch_get_their_numbers_in_sending_order(app, dr
         assert {db.session.get(Item, i.id).status for i in items} == {"published"}
     finally:
         double.close()
+
+
+def test_a_send_whose_start_cannot_be_written_is_not_sent_and_its_channel_waits(make_app, monkeypatch):
+    """The database refuses the "sending" mark (it is away): no request leaves, and the channel's
+    deliveries stay queued for their leases to bring back, in order."""
+    from sqlalchemy.exc import OperationalError
+
+    from channels.webhook import Webhook
+    from publisher import sending
+    from workers.pool import Recorder
+
+    app = make_app(IN_FLIGHT=1)
+    with app.app_context():
+        from workers.jobs import close_pool, deliver_batch
+
+        double = WebhookDouble("hook-secret")
+        try:
+            channel = webhook_channel(double)
+            planned = plan(channel, 3)
+            monkeypatch.setattr(Webhook, "idempotent", False)  # so the mark must be committed first
+            monkeypatch.setattr(Recorder, "ATTEMPTS", (0.01,))
+
+            def away(_sends, now=None):
+                raise OperationalError("UPDATE deliveries …", {}, Exception("server closed the connection"))
+
+            monkeypatch.setattr(sending, "start", away)
+            deliver_batch(dispatch.claim_due())
+            close_pool(app, finish=True)
+            assert double.requests == []
+            assert {reload(d).status for d in planned} == {"queued"}
+            later = utcnow() + timedelta(seconds=app.config["QUEUED_LEASE_SECONDS"] + 1)
+            assert dispatch.sweep(later) == 3
+        finally:
+            double.close()
