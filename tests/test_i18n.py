@@ -237,3 +237,19 @@ def test_mo_file_is_compiled_from_the_po():
     """The fixture above compiled the catalog if needed; `make` and this test produce the same file."""
     assert MO.exists() and MO.stat().st_mtime >= PO.stat().st_mtime
     assert MO.stat().st_size > 1000
+
+
+def test_the_item_list_shows_statuses_formats_and_origins_in_the_reader_language(client, users):
+    from tests.factories import make_item
+
+    make_item(title="A draft", format="event", origin="ugc")
+    make_item(title="Another", status="published")
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN"
+    assert login(client, "admin@example.com").status_code == 302
+    items = _text(client.get("/"))
+    for label in ("草稿", "已发布"):
+        assert label in items, label
+    assert ">Draft<" not in items and ">Published<" not in items
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    items = _text(client.get("/"))
+    assert ">Draft<" in items and ">Published<" in items and "草稿" not in items
