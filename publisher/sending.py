@@ -31,7 +31,7 @@ from channels import registry
 from channels.base import Channel as Adapter
 from channels.errors import ChannelError, OutcomeUnknown, Permanent, RateLimited, Retryable
 
-from . import ratelimit
+from . import calendar_cache, ratelimit
 from .extensions import db
 from .models import Channel, Column, Delivery, DeliveryEvent, Item, ItemEvent, ItemStatus, utcnow
 from .models import DeliveryStatus as S
@@ -85,6 +85,17 @@ class Recorder(Protocol):
 
 def _setting(name: str):
     return current_app.config[name]
+
+
+_deliveries = Delivery.__table__
+_events = DeliveryEvent.__table__
+
+
+def _write(statement, params=None):
+    """A write on the session's connection, past the ORM (these are plain bulk statements, and the
+    ORM's per-statement work was a good part of a worker's time); the calendar's cache is told."""
+    calendar_cache.changed(db.session)
+    return db.session.connection().execute(statement, params)
 
 
 # --- 1. prepare --------------------------------------------------------------------------------
@@ -156,16 +167,15 @@ def start(sends: list[Send], now: datetime | None = None) -> set[int]:
         lease = now + timedelta(seconds=send.adapter.max_send_seconds() + _setting("LEASE_MARGIN_SECONDS"))
         by_lease.setdefault(lease, []).append(send)
     for lease, group in by_lease.items():
-        moved.update(db.session.scalars(
-            update(Delivery)
-            .where(tuple_(Delivery.id, Delivery.attempt).in_([(s.id, s.attempt) for s in group]),
-                   Delivery.status == S.QUEUED)
+        moved.update(_write(
+            update(_deliveries)
+            .where(tuple_(_deliveries.c.id, _deliveries.c.attempt).in_([(s.id, s.attempt) for s in group]),
+                   _deliveries.c.status == S.QUEUED)
             .values(status=S.SENDING, lease_until=lease, updated_at=now)
-            .returning(Delivery.id),
-            execution_options={"synchronize_session": False},
-        ).all())
+            .returning(_deliveries.c.id)
+        ).scalars())
     if moved:
-        db.session.execute(insert(DeliveryEvent), [
+        _write(insert(_events), [
             dict(delivery_id=s.id, attempt=s.attempt, status=S.SENDING, reason="sending", at=now, code=None,
                  message=None) for s in sends if s.id in moved])
     return moved
@@ -247,7 +257,7 @@ def record(results: list[Result]) -> list[Result]:
     groups: dict[tuple[str, str, bool], list[Result]] = {}
     for r in results:
         groups.setdefault((r.from_, r.status, r.status == S.SENT), []).append(r)
-    table = Delivery.__table__
+    table = _deliveries
     written: list[Result] = []
     for (from_, status, sent), group in groups.items():
         now = utcnow()  # also names this group's rows (updated_at) if the count does not add up
@@ -268,7 +278,7 @@ def record(results: list[Result]) -> list[Result]:
         params = [dict(k_id=r.send.id, k_attempt=r.send.attempt, v_reason=r.reason, v_message=r.message,
                        v_code=r.code, v_at=r.at, v_remote_id=r.remote_id, v_url=r.url, v_failures=r.send.failures,
                        v_next_at=r.next_at) for r in group]
-        count = db.session.execute(statement, params).rowcount
+        count = _write(statement, params).rowcount
         if count == len(group):
             written.extend(group)
         else:  # some moved meanwhile (an editor, the sweep): keep those this statement changed
@@ -276,7 +286,7 @@ def record(results: list[Result]) -> list[Result]:
                 Delivery.id.in_([r.send.id for r in group]), Delivery.updated_at == now, Delivery.status == status)))
             written.extend(r for r in group if r.send.id in ids)
     if written:
-        db.session.execute(insert(DeliveryEvent), [
+        _write(insert(_events), [
             dict(delivery_id=r.send.id, attempt=r.send.attempt, status=r.status, reason=r.reason,
                  code=None if r.code is None else str(r.code),
                  message=r.remote_id if r.status == S.SENT else r.message, at=r.at) for r in written])
@@ -324,8 +334,7 @@ def publish_items(item_ids: list[int], now: datetime) -> None:
         where = [table.c.id == bindparam("k_id"), table.c.status == ItemStatus.SCHEDULED]
         if values:
             where.append(table.c.issue_number.is_(None))
-        db.session.execute(update(table).where(*where).values(status=ItemStatus.PUBLISHED, published_at=now, **values),
-                           group)
+        _write(update(table).where(*where).values(status=ItemStatus.PUBLISHED, published_at=now, **values), group)
         changed.update(row["k_id"] for row in group)
     numbers = {row["k_id"]: row["v_number"] for row in numbered}
     # Another writer can only have published an item first on PostgreSQL between the read and the
@@ -333,7 +342,7 @@ def publish_items(item_ids: list[int], now: datetime) -> None:
     published = set(db.session.scalars(select(Item.id).where(
         Item.id.in_(changed), Item.status == ItemStatus.PUBLISHED, Item.published_at == now)))
     if published:
-        db.session.execute(insert(ItemEvent), [
+        _write(insert(ItemEvent.__table__), [
             dict(item_id=i, action="published", at=now, user_id=None,
                  changes=json.dumps({"issue_number": [None, numbers[i]]}) if numbers.get(i) is not None else "")
             for i in sorted(published, key=order.get)])
