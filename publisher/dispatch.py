@@ -172,13 +172,10 @@ def claim_due(now: datetime | None = None, limit: int | None = None, ahead: floa
         # leaves the deliveries to be claimed again (a job for the lost attempt finds nothing to
         # do), and any later commit that waits, such as a worker's, writes it first.
         db.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        rows = db.session.connection().execute(_claim_statement(True), params).all()
-        if rows:  # not seen by the calendar's session hooks (a connection-level statement)
-            calendar_cache.changed(db.session)
-    else:  # SQLite: no UPDATE inside WITH; the history rows follow
-        rows = db.session.connection().execute(_claim_statement(False), params).all()
-        if rows:
-            calendar_cache.changed(db.session)
+    rows = db.session.connection().execute(_claim_statement(postgresql), params).all()
+    if rows:
+        calendar_cache.changed(db.session)  # a statement on the connection: the session's hooks miss it
+        if not postgresql:  # SQLite has no UPDATE inside WITH: the history rows follow
             db.session.execute(insert(DeliveryEvent), [
                 dict(delivery_id=i, attempt=a, status=S.QUEUED, reason="claimed", at=now) for i, a in rows])
     db.session.commit()

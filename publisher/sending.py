@@ -101,7 +101,7 @@ def _write(statement, params=None):
 # --- 1. prepare --------------------------------------------------------------------------------
 
 def prepare(pairs: list[tuple[int, int]], session=None, adapters: dict | None = None) -> list[Send]:
-    """The claimed deliveries among `pairs` that are still queued at that attempt, in due order.
+    """The claimed deliveries among `pairs` that are still queued at that attempt, in scheduled order.
 
     `adapters` keeps each channel's adapter between batches (the worker's pool passes its own),
     made again when the channel's settings change."""
@@ -112,7 +112,7 @@ def prepare(pairs: list[tuple[int, int]], session=None, adapters: dict | None = 
         select(Delivery.id, Delivery.attempt, Delivery.channel_id, Delivery.item_id, Delivery.idempotency_key,
                Delivery.failures, Delivery.next_attempt_at)
         .where(tuple_(Delivery.id, Delivery.attempt).in_(pairs), Delivery.status == S.QUEUED)
-        .order_by(Delivery.next_attempt_at, Delivery.id)
+        .order_by(Delivery.due_at, Delivery.id)  # the scheduled order, which a retry does not change
     ).all()
     sends = [Send(*row) for row in rows]
     # Claimed ahead, a send waits for its due time, but never longer than the scheduler claims

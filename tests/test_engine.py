@@ -399,3 +399,19 @@ def test_a_send_whose_start_cannot_be_written_is_not_sent_and_its_channel_waits(
             assert dispatch.sweep(later) == 3
         finally:
             double.close()
+
+
+def test_a_retried_delivery_still_goes_before_the_later_ones_of_its_channel(app, drain):
+    double = WebhookDouble("hook-secret")
+    try:
+        channel = webhook_channel(double)
+        first, second = plan(channel, 2)  # due a minute ago, one second apart
+        # The first failed once and its retry is due now, after the second's due time.
+        db.session.execute(Delivery.__table__.update().where(Delivery.id == first.id)
+                           .values(attempt=1, next_attempt_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+        assert dispatch.tick() == 2
+        drain()
+        assert titles_in_arrival_order(double) == ["post 0", "post 1"]
+    finally:
+        double.close()
