@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -183,8 +184,6 @@ def start(sends: list[Send], now: datetime | None = None) -> set[int]:
 
 def backoff_seconds(failures: int) -> float:
     """Exponential backoff with jitter, so a fleet of retries does not hit a recovering service at once."""
-    import random
-
     ceiling = min(_setting("RETRY_MAX_SECONDS"), _setting("RETRY_BASE_SECONDS") * 2 ** max(0, failures - 1))
     return ceiling * random.uniform(0.5, 1.0)
 
@@ -254,17 +253,17 @@ def record(results: list[Result]) -> list[Result]:
     commits."""
     if not results:
         return []
-    groups: dict[tuple[str, str, bool], list[Result]] = {}
+    groups: dict[tuple[str, str], list[Result]] = {}
     for r in results:
-        groups.setdefault((r.from_, r.status, r.status == S.SENT), []).append(r)
+        groups.setdefault((r.from_, r.status), []).append(r)
     table = _deliveries
     written: list[Result] = []
-    for (from_, status, sent), group in groups.items():
+    for (from_, status), group in groups.items():
         now = utcnow()  # also names this group's rows (updated_at) if the count does not add up
         values: dict[str, Any] = dict(
             status=status, lease_until=None, updated_at=now, last_reason=bindparam("v_reason"),
             last_error=bindparam("v_message"), last_error_code=bindparam("v_code"))
-        if sent:
+        if status == S.SENT:
             values.update(sent_at=bindparam("v_at"), external_id=bindparam("v_remote_id"),
                           external_url=bindparam("v_url"), last_error=None, last_error_code=None)
         else:
@@ -327,20 +326,22 @@ def publish_items(item_ids: list[int], now: datetime) -> None:
         else:
             others.append(dict(k_id=item_id, v_number=None))
     table = Item.__table__
-    changed = set()
+    numbers = {row["k_id"]: row["v_number"] for row in numbered}
+    changed = 0
     for group, values in ((numbered, {"issue_number": bindparam("v_number")}), (others, {})):
         if not group:
             continue
         where = [table.c.id == bindparam("k_id"), table.c.status == ItemStatus.SCHEDULED]
         if values:
             where.append(table.c.issue_number.is_(None))
-        _write(update(table).where(*where).values(status=ItemStatus.PUBLISHED, published_at=now, **values), group)
-        changed.update(row["k_id"] for row in group)
-    numbers = {row["k_id"]: row["v_number"] for row in numbered}
-    # Another writer can only have published an item first on PostgreSQL between the read and the
-    # write above; its own event says so, and the conditional UPDATE changed nothing here.
-    published = set(db.session.scalars(select(Item.id).where(
-        Item.id.in_(changed), Item.status == ItemStatus.PUBLISHED, Item.published_at == now)))
+        changed += _write(update(table).where(*where).values(status=ItemStatus.PUBLISHED, published_at=now, **values),
+                          group).rowcount
+    published = {item_id for item_id, _c, _n in rows}
+    if changed != len(published):
+        # Another writer published some first (PostgreSQL, between the read and the write above):
+        # its own event says so; keep those this process published.
+        published = set(db.session.scalars(select(Item.id).where(
+            Item.id.in_(published), Item.status == ItemStatus.PUBLISHED, Item.published_at == now)))
     if published:
         _write(insert(ItemEvent.__table__), [
             dict(item_id=i, action="published", at=now, user_id=None,

@@ -266,28 +266,24 @@ def test_the_pool_renews_the_lease_of_what_it_holds(make_app):
             slow.close()
 
 
-def test_the_scheduler_claims_ahead_and_the_worker_sends_at_the_due_time(make_app):
+def test_the_scheduler_claims_ahead_and_the_worker_sends_at_the_due_time(make_app, webhook_double):
     app = make_app(CLAIM_AHEAD_SECONDS=1.0)
     with app.app_context():
         from workers.jobs import close_pool
 
-        double = WebhookDouble("hook-secret")
-        try:
-            channel = webhook_channel(double)
-            due = utcnow() + timedelta(seconds=0.7)
-            (delivery,) = plan(channel, 1, start=due)
-            assert dispatch.claim_due() == []  # not due: the plain claim leaves it
-            assert dispatch.tick() == 1  # due within the second: the scheduler takes it now
-            from workers.worker import run as run_worker
+        channel = webhook_channel(webhook_double)
+        due = utcnow() + timedelta(seconds=0.7)
+        (delivery,) = plan(channel, 1, start=due)
+        assert dispatch.claim_due() == []  # not due: the plain claim leaves it
+        assert dispatch.tick() == 1  # due within the second: the scheduler takes it now
+        from workers.worker import run as run_worker
 
-            run_worker(app, burst=True)
-            close_pool(app, finish=True)
-            assert reload(delivery).status == "sent"
-            (request,) = double.requests
-            assert request.at >= due.timestamp(), "sent before its time"
-            assert request.at - due.timestamp() < 0.5
-        finally:
-            double.close()
+        run_worker(app, burst=True)
+        close_pool(app, finish=True)
+        assert reload(delivery).status == "sent"
+        (request,) = webhook_double.requests
+        assert request.at >= due.timestamp(), "sent before its time"
+        assert request.at - due.timestamp() < 0.5
 
 
 def test_the_pool_writes_many_sends_in_few_transactions(make_app):
@@ -318,56 +314,48 @@ def test_the_pool_writes_many_sends_in_few_transactions(make_app):
                 d.close()
 
 
-def test_a_result_is_not_recorded_over_a_delivery_that_moved_meanwhile(app):
+def test_a_result_is_not_recorded_over_a_delivery_that_moved_meanwhile(app, webhook_double):
     from publisher import sending
 
-    double = WebhookDouble("hook-secret")
-    try:
-        channel = webhook_channel(double)
-        first, second = plan(channel, 2)
-        sends = sending.prepare(dispatch.claim_due())
-        assert sending.start(sends) == {first.id, second.id}
-        db.session.commit()
-        # The sweep took the second back meanwhile (its worker looked dead).
-        db.session.execute(Delivery.__table__.update().where(Delivery.id == second.id).values(status="scheduled"))
-        db.session.commit()
-        written = sending.record([sending.deliver(s) for s in sends])
-        db.session.commit()
-        assert [r.send.id for r in written] == [first.id]
-        assert reload(first).status == "sent" and reload(second).status == "scheduled"
-        sent_events = db.session.scalars(select(DeliveryEvent.delivery_id).where(DeliveryEvent.reason == "sent"))
-        assert list(sent_events) == [first.id]
-    finally:
-        double.close()
+    channel = webhook_channel(webhook_double)
+    first, second = plan(channel, 2)
+    sends = sending.prepare(dispatch.claim_due())
+    assert sending.start(sends) == {first.id, second.id}
+    db.session.commit()
+    # The sweep took the second back meanwhile (its worker looked dead).
+    db.session.execute(Delivery.__table__.update().where(Delivery.id == second.id).values(status="scheduled"))
+    db.session.commit()
+    written = sending.record([sending.deliver(s) for s in sends])
+    db.session.commit()
+    assert [r.send.id for r in written] == [first.id]
+    assert reload(first).status == "sent" and reload(second).status == "scheduled"
+    sent_events = db.session.scalars(select(DeliveryEvent.delivery_id).where(DeliveryEvent.reason == "sent"))
+    assert list(sent_events) == [first.id]
 
 
-def test_items_published_in_one_batch_get_their_numbers_in_sending_order(app, drain):
+def test_items_published_in_one_batch_get_their_numbers_in_sending_order(app, drain, webhook_double):
     from publisher.models import Column, Item
     from tests.factories import make_item
 
-    double = WebhookDouble("hook-secret")
-    try:
-        channel = webhook_channel(double)
-        column = Column(name="Weekly", slug="weekly", first_issue=7)
-        db.session.add(column)
-        db.session.commit()
-        start = utcnow() - timedelta(minutes=3)
-        items = []
-        for k in range(3):
-            item = make_item(title=f"issue {k}", column_id=column.id)
-            dispatch.schedule(item, [channel], start + timedelta(seconds=k))
-            items.append(item)
-        db.session.commit()
-        dispatch.tick()
-        drain()
-        db.session.expire_all()
-        assert [db.session.get(Item, i.id).issue_number for i in items] == [7, 8, 9]
-        assert {db.session.get(Item, i.id).status for i in items} == {"published"}
-    finally:
-        double.close()
+    channel = webhook_channel(webhook_double)
+    column = Column(name="Weekly", slug="weekly", first_issue=7)
+    db.session.add(column)
+    db.session.commit()
+    start = utcnow() - timedelta(minutes=3)
+    items = []
+    for k in range(3):
+        item = make_item(title=f"issue {k}", column_id=column.id)
+        dispatch.schedule(item, [channel], start + timedelta(seconds=k))
+        items.append(item)
+    db.session.commit()
+    dispatch.tick()
+    drain()
+    db.session.expire_all()
+    assert [db.session.get(Item, i.id).issue_number for i in items] == [7, 8, 9]
+    assert {db.session.get(Item, i.id).status for i in items} == {"published"}
 
 
-def test_a_send_whose_start_cannot_be_written_is_not_sent_and_its_channel_waits(make_app, monkeypatch):
+def test_a_send_whose_start_cannot_be_written_is_not_sent_and_its_channel_waits(make_app, monkeypatch, webhook_double):
     """The database refuses the "sending" mark (it is away): no request leaves, and the channel's
     deliveries stay queued for their leases to bring back, in order."""
     from sqlalchemy.exc import OperationalError
@@ -380,38 +368,30 @@ def test_a_send_whose_start_cannot_be_written_is_not_sent_and_its_channel_waits(
     with app.app_context():
         from workers.jobs import close_pool, deliver_batch
 
-        double = WebhookDouble("hook-secret")
-        try:
-            channel = webhook_channel(double)
-            planned = plan(channel, 3)
-            monkeypatch.setattr(Webhook, "idempotent", False)  # so the mark must be committed first
-            monkeypatch.setattr(Recorder, "ATTEMPTS", (0.01,))
+        channel = webhook_channel(webhook_double)
+        planned = plan(channel, 3)
+        monkeypatch.setattr(Webhook, "idempotent", False)  # so the mark must be committed first
+        monkeypatch.setattr(Recorder, "ATTEMPTS", (0.01,))
 
-            def away(_sends, now=None):
-                raise OperationalError("UPDATE deliveries …", {}, Exception("server closed the connection"))
+        def away(_sends, now=None):
+            raise OperationalError("UPDATE deliveries …", {}, Exception("server closed the connection"))
 
-            monkeypatch.setattr(sending, "start", away)
-            deliver_batch(dispatch.claim_due())
-            close_pool(app, finish=True)
-            assert double.requests == []
-            assert {reload(d).status for d in planned} == {"queued"}
-            later = utcnow() + timedelta(seconds=app.config["QUEUED_LEASE_SECONDS"] + 1)
-            assert dispatch.sweep(later) == 3
-        finally:
-            double.close()
+        monkeypatch.setattr(sending, "start", away)
+        deliver_batch(dispatch.claim_due())
+        close_pool(app, finish=True)
+        assert webhook_double.requests == []
+        assert {reload(d).status for d in planned} == {"queued"}
+        later = utcnow() + timedelta(seconds=app.config["QUEUED_LEASE_SECONDS"] + 1)
+        assert dispatch.sweep(later) == 3
 
 
-def test_a_retried_delivery_still_goes_before_the_later_ones_of_its_channel(app, drain):
-    double = WebhookDouble("hook-secret")
-    try:
-        channel = webhook_channel(double)
-        first, second = plan(channel, 2)  # due a minute ago, one second apart
-        # The first failed once and its retry is due now, after the second's due time.
-        db.session.execute(Delivery.__table__.update().where(Delivery.id == first.id)
-                           .values(attempt=1, next_attempt_at=utcnow() - timedelta(seconds=1)))
-        db.session.commit()
-        assert dispatch.tick() == 2
-        drain()
-        assert titles_in_arrival_order(double) == ["post 0", "post 1"]
-    finally:
-        double.close()
+def test_a_retried_delivery_still_goes_before_the_later_ones_of_its_channel(app, drain, webhook_double):
+    channel = webhook_channel(webhook_double)
+    first, second = plan(channel, 2)  # due a minute ago, one second apart
+    # The first failed once and its retry is due now, after the second's due time.
+    db.session.execute(Delivery.__table__.update().where(Delivery.id == first.id)
+                       .values(attempt=1, next_attempt_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    assert dispatch.tick() == 2
+    drain()
+    assert titles_in_arrival_order(webhook_double) == ["post 0", "post 1"]

@@ -160,11 +160,6 @@ class SendPool:
         for thread in self.threads:
             thread.start()
 
-    @property
-    def waiting(self) -> int:
-        with self.cond:
-            return sum(len(chain) for chain in self.chains.values())
-
     def wait_for_room(self) -> None:
         """Blocks while the pool has work enough, so a worker does not take jobs it cannot start soon."""
         with self.cond:

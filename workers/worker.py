@@ -26,7 +26,8 @@ def run(app: Flask, *, burst: bool = False) -> None:
     # the HTTP sessions stay warm. A worker that dies is covered by the delivery leases.
     from .jobs import close_pool
 
-    # Each send commits twice; the calendar's cache needs to hear of them every so often, not each time.
+    # The pool's recorder commits many times a second; the calendar's cache needs to hear of them
+    # every so often, not each time.
     app.config.setdefault("CALENDAR_BUMP_EVERY", 0.2)
     stopping = threading.Event()
     with app.app_context():
