@@ -8,11 +8,13 @@ PUBLISHER_BENCH_PG_URL must name a scratch database: its `public` schema is DROP
 migrated, then filled with COPY: 10 enabled webhook channels, one scheduled item per 10 deliveries,
 and the deliveries, all `scheduled`: `--due` of them (ids spread over the table) due in the last
 minute, every other one due between a day and a year ahead. After ANALYZE it times
-`publisher.dispatch.claim_due(now, limit=--due)` (the UPDATE … RETURNING, its history rows and the
-commit), `--runs` times after 3 untimed warm-ups; after each run the claimed rows are put back as they
-were (status, attempt, lease) and their history deleted, so every run claims the same rows. Prints
-the median, p95 and the query plan of the claim (EXPLAIN ANALYZE, rolled back) on the large table,
-and, to show what writing costs by itself, the same rows updated alone by id (rolled back).
+`publisher.dispatch.claim_due(now, limit=--due)` (the advisory lock, the INSERT … SELECT … RETURNING
+into delivery_claims and the commit), `--runs` times after 3 untimed warm-ups; after each run the
+claims are deleted, so every run claims the same rows. Prints the median, p95 and the query plan of
+the claim (EXPLAIN ANALYZE, rolled back) on the large table, and two references measured on the same
+rows in the same run (each rolled back): their claims inserted alone, with no selection (the floor
+of writing a claim), and the same rows updated in `deliveries` the way a claim was written before it
+had a table of its own (status `queued`, attempt, lease: a new entry in each of the table's indexes).
 
 Redis: PUBLISHER_REDIS_URL, or an embedded server (the claim itself does not use it).
 The aim (the delivery engine issue): median < 20 ms on the large table, and <= 1.5x the small one's.
@@ -87,75 +89,71 @@ def fill(service: h.Service, total: int, due: int, rng: random.Random):
 
 
 def measure(service: h.Service, now, due: int, runs: int,
-            explain: bool) -> tuple[list[float], list[tuple], list[float], str]:
-    """Milliseconds per claim_due call; per call the parts spent in the statements that read
-    deliveries (the claim itself), in inserts (its history rows) and elsewhere (the commit, Python);
-    the time the same rows take to write alone (a bare UPDATE by id); the query plan."""
+            explain: bool) -> tuple[list[float], list[tuple], dict[str, list[float]], str]:
+    """Milliseconds per claim_due call; per call the part spent in the claim statement and the rest
+    (the lock, the commit, Python); the references (see the module's text); the query plan."""
     from sqlalchemy import event, text
 
     from publisher import dispatch
     from publisher.extensions import db
 
-    times, claim_times, bare, plan = [], [], [], ""
+    times, claim_times, plan = [], [], ""
+    references: dict[str, list[float]] = {"insert": [], "update": []}
+    reference_sql = {
+        "insert": "INSERT INTO delivery_claims (delivery_id, attempt, channel_id, next_attempt_at, lease_until) "
+                  "SELECT id, attempt + 1, channel_id, next_attempt_at, now() FROM deliveries WHERE id = ANY(:ids)",
+        "update": "UPDATE deliveries SET status = 'queued', attempt = attempt + 1, lease_until = now(), "
+                  "updated_at = now() WHERE id = ANY(:ids)",
+    }
     with service.app.app_context():
         captured: list[tuple[str, object]] = []
         started: list[float] = []
         in_claim: list[float] = []
-        in_insert: list[float] = []
 
         def before(_conn, _cursor, statement, parameters, _context, _executemany):
             captured.append((statement, parameters))
             started.append(time.perf_counter())
 
         def after(_conn, _cursor, statement, _parameters, _context, _executemany):
-            lowered = statement.lower()
-            took = (time.perf_counter() - started[-1]) * 1000
-            if lowered.lstrip().startswith("insert"):
-                in_insert.append(took)
-            elif "deliveries" in lowered:
-                in_claim.append(took)
+            if "delivery_claims" in statement:
+                in_claim.append((time.perf_counter() - started[-1]) * 1000)
 
         event.listen(db.engine, "before_cursor_execute", before)
         event.listen(db.engine, "after_cursor_execute", after)
         for run in range(WARMUPS + runs):
             captured.clear()
             in_claim.clear()
-            in_insert.clear()
             began = time.perf_counter()
             claimed = dispatch.claim_due(now, limit=due)
             elapsed = (time.perf_counter() - began) * 1000
-            statements, claim_ms, insert_ms = list(captured), sum(in_claim), sum(in_insert)
+            statements, claim_ms = list(captured), sum(in_claim)
             if len(claimed) != due:
                 raise RuntimeError(f"claimed {len(claimed)} deliveries, expected {due}")
             if run >= WARMUPS:
                 times.append(elapsed)
-                claim_times.append((claim_ms, insert_ms, elapsed - claim_ms - insert_ms))
+                claim_times.append((claim_ms, elapsed - claim_ms))
             ids = [i for i, _ in claimed]
-            db.session.execute(text("UPDATE deliveries SET status = 'scheduled', attempt = attempt - 1, "
-                                    "lease_until = NULL WHERE id = ANY(:ids)"), {"ids": ids})
-            db.session.execute(text("DELETE FROM delivery_events WHERE delivery_id = ANY(:ids)"), {"ids": ids})
+            db.session.execute(text("DELETE FROM delivery_claims WHERE delivery_id = ANY(:ids)"), {"ids": ids})
             db.session.commit()
-            if run >= WARMUPS:  # the same rows written alone, by id (rolled back): what the writing costs
-                began = time.perf_counter()
-                db.session.execute(text("UPDATE deliveries SET status = 'queued', attempt = attempt + 1, "
-                                        "lease_until = now(), updated_at = now() WHERE id = ANY(:ids)"), {"ids": ids})
-                bare.append((time.perf_counter() - began) * 1000)
-                db.session.rollback()
+            if run >= WARMUPS:
+                for name, sql in reference_sql.items():
+                    began = time.perf_counter()
+                    db.session.execute(text(sql), {"ids": ids})
+                    references[name].append((time.perf_counter() - began) * 1000)
+                    db.session.rollback()
         event.remove(db.engine, "before_cursor_execute", before)
         event.remove(db.engine, "after_cursor_execute", after)
         if explain:
-            # The statements of the claim that read deliveries (not the history insert), explained
-            # with their parameters inside a transaction that is rolled back.
+            # The claim statement, explained with its parameters inside a transaction that is rolled back.
             with db.engine.connect() as conn:
                 for statement, parameters in statements:
-                    lowered = statement.lower()
-                    if "deliveries" not in lowered or lowered.lstrip().startswith("insert"):
+                    if "delivery_claims" not in statement:
                         continue
                     rows = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", parameters).all()
                     plan += f"{statement.strip()}\n{'-' * 40}\n" + "\n".join(r[0] for r in rows) + "\n\n"
                     conn.rollback()
         db.session.remove()
-    return times, claim_times, bare, plan
+    return times, claim_times, references, plan
 
 
 def main() -> None:
@@ -185,19 +183,19 @@ def main() -> None:
                 db.session.remove()
             print(f"\n{total:,} scheduled deliveries ({args.due} due), PostgreSQL {server}: "
                   f"filled with COPY in {time.perf_counter() - began:.1f} s")
-            times, claim_times, bare, plan = measure(service, now, args.due, args.runs, explain=label == "large")
+            times, claim_times, references, plan = measure(service, now, args.due, args.runs,
+                                                           explain=label == "large")
         finally:
             if service:
                 service.close()
         results[label] = times
         print(f"  claim_due(limit={args.due}) over {len(times)} runs: median {statistics.median(times):.1f} ms, "
               f"p95 {h.pct(times, 95):.1f} ms, min {min(times):.1f} ms, max {max(times):.1f} ms")
-        parts = [[t[k] for t in claim_times] for k in range(3)]
-        print("    medians of its parts: the claim statement (on PostgreSQL with its history rows) {:.1f} ms, "
-              "a separate history insert {:.1f} ms, the commit and the rest {:.1f} ms"
-              .format(*(statistics.median(p) for p in parts)))
-        print(f"    the same {args.due} rows written alone (UPDATE … WHERE id = ANY(…), no selection, no history): "
-              f"median {statistics.median(bare):.1f} ms")
+        print("    medians of its parts: the claim statement {:.1f} ms, the lock, the commit and the rest {:.1f} ms"
+              .format(*(statistics.median(t[k] for t in claim_times) for k in range(2))))
+        print(f"    references on the same {args.due} rows: their claims inserted alone (no selection) "
+              f"{statistics.median(references['insert']):.1f} ms; updated in deliveries as a claim was written "
+              f"before (status, attempt, lease) {statistics.median(references['update']):.1f} ms")
         if plan:
             print(f"\nquery plan of the claim among {total:,}:\n{plan}")
     large, small = statistics.median(results["large"]), statistics.median(results["small"])

@@ -45,7 +45,7 @@ def explain(delivery: Delivery, reason: str | None = None) -> str:
     """One sentence for the delivery's current state, from the last thing that happened to it.
     Pass `reason` when it is known already, so that the history need not be loaded."""
     reason = reason or last_reason(delivery)
-    status = delivery.status
+    status = delivery.state
     at = localtime(delivery.next_attempt_at, "HH:mm:ss")
     waiting = status == DeliveryStatus.SCHEDULED
     if waiting and reason == "scheduled":

@@ -15,7 +15,9 @@ from datetime import datetime, timedelta
 
 import redis
 from flask import current_app
-from sqlalchemy import Integer, bindparam, exists, func, insert, literal, select, text, tuple_, update
+from sqlalchemy import Integer, and_, bindparam, delete, exists, func, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
 
 from channels import registry
@@ -26,6 +28,7 @@ from .models import (
     SENDABLE_ITEM_STATUSES,
     Channel,
     Delivery,
+    DeliveryClaim,
     DeliveryEvent,
     Item,
     ItemStatus,
@@ -44,7 +47,7 @@ JOB_TIMEOUT = 3600
 # Why a delivery is where it is; the web pages explain each in the editor's language.
 REASONS = (
     "scheduled",  # planned by an editor
-    "claimed",  # picked up by the scheduler, waiting for a worker
+    "claimed",  # picked up by the scheduler (histories written before claims had a table of their own)
     "sending",
     "sent",
     "rate_limited",  # the channel said "too fast"; waiting as long as it asked
@@ -75,12 +78,12 @@ def _event(delivery_id: int, attempt: int, status: str, reason: str, code=None, 
     )
 
 
-def _move(delivery_id: int, attempt: int, from_: tuple[str, ...], **values) -> bool:
-    """Change a delivery only if it is still in one of `from_` at this attempt."""
+def _move(delivery_id: int, attempt: int, from_: tuple[str, ...], /, *where, **values) -> bool:
+    """Change a delivery only if it is still in one of `from_` at this attempt (and `where` holds)."""
     values.setdefault("updated_at", utcnow())
     result = db.session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.attempt == attempt, Delivery.status.in_(from_))
+        .where(Delivery.id == delivery_id, Delivery.attempt == attempt, Delivery.status.in_(from_), *where)
         .values(**values),
         execution_options={"synchronize_session": False},
     )
@@ -110,17 +113,27 @@ def schedule(item: Item, channels: list[Channel], due_at: datetime) -> list[Deli
     return deliveries
 
 
+def _unclaimed(delivery: Delivery):
+    """An editor's change waits for a claim that is being made (PostgreSQL: the claim's advisory
+    lock) and applies only if no scheduler has claimed the delivery: once claimed, it is on its way
+    (a channel that drops repeats may get its request before the delivery is marked as sending)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
+    return ~exists().where(DeliveryClaim.delivery_id == delivery.id)
+
+
 def reschedule(delivery: Delivery, due_at: datetime) -> bool:
     """Move a delivery that has not started yet. The caller commits."""
-    ok = _move(delivery.id, delivery.attempt, (S.SCHEDULED,), due_at=due_at, next_attempt_at=due_at)
+    ok = _move(delivery.id, delivery.attempt, (S.SCHEDULED,), _unclaimed(delivery), due_at=due_at,
+               next_attempt_at=due_at)
     if ok:
         _event(delivery.id, delivery.attempt, S.SCHEDULED, "scheduled", message=due_at.isoformat())
     return ok
 
 
 def cancel(delivery: Delivery) -> bool:
-    ok = _move(delivery.id, delivery.attempt, (S.SCHEDULED, S.UNCONFIRMED), status=S.CANCELLED, lease_until=None,
-               last_reason="cancelled")
+    ok = _move(delivery.id, delivery.attempt, (S.SCHEDULED, S.UNCONFIRMED), _unclaimed(delivery),
+               status=S.CANCELLED, lease_until=None, last_reason="cancelled")
     if ok:
         _event(delivery.id, delivery.attempt, S.CANCELLED, "cancelled")
     return ok
@@ -150,18 +163,21 @@ def mark_sent(delivery: Delivery) -> bool:
 # --- the scheduler tick ---------------------------------------------------------------------
 
 def claim_due(now: datetime | None = None, limit: int | None = None, ahead: float = 0.0) -> list[tuple[int, int]]:
-    """Atomically take the due deliveries: (id, attempt) pairs that this caller now owns. With `ahead`,
-    also those due within that many seconds: the scheduler claims a little early so that a delivery
-    is loaded and rendered by its due time, and the worker sends it at that time, not before.
+    """Atomically take the due deliveries: (id, attempt) pairs that this caller now owns, each a row
+    of delivery_claims (see DeliveryClaim). With `ahead`, also those due within that many seconds:
+    the scheduler claims a little early so that a delivery is loaded and rendered by its due time,
+    and the worker sends it at that time, not before.
 
-    A channel's deliveries go out in their scheduled order, one batch at a time: a channel with
-    deliveries queued or sending is skipped, and so is a delivery with an earlier one of its
-    channel waiting for a retry (rate limited, service down). PostgreSQL: one scheduler claims at
-    a time (a transaction-scoped advisory lock; the others skip that tick), so two claims can
-    never split a channel; SQLite serialises writers anyway.
+    A channel's deliveries go out in their scheduled order, one batch at a time: a channel with a
+    claim or a delivery sending is skipped, and so is a delivery with an earlier one of its channel
+    waiting for a retry (rate limited, service down). PostgreSQL: one scheduler claims at a time (a
+    transaction-scoped advisory lock; the others skip that tick), so two claims can never split a
+    channel; SQLite serialises writers anyway. The claims' primary key would refuse a second claim
+    of a delivery in any case.
     """
     now = now or utcnow()
-    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    dialect = db.session.get_bind().dialect.name
+    postgresql = dialect == "postgresql"
     if postgresql and not db.session.scalar(select(func.pg_try_advisory_xact_lock(CLAIM_LOCK))):
         db.session.rollback()
         return []
@@ -169,71 +185,65 @@ def claim_due(now: datetime | None = None, limit: int | None = None, ahead: floa
               "lease": now + timedelta(seconds=_setting("QUEUED_LEASE_SECONDS"))}
     if postgresql:
         # Its commit does not wait for the disk: a claim lost in a crash of the database server only
-        # leaves the deliveries to be claimed again (a job for the lost attempt finds nothing to
-        # do), and any later commit that waits, such as a worker's, writes it first.
+        # leaves the deliveries to be claimed again (a job for the lost claim finds nothing to do),
+        # and any later commit that waits, such as a worker's, writes it first.
         db.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-    rows = db.session.connection().execute(_claim_statement(postgresql), params).all()
+    rows = db.session.connection().execute(_claim_statement(dialect), params).all()
     if rows:
         calendar_cache.changed(db.session)  # a statement on the connection: the session's hooks miss it
-        if not postgresql:  # SQLite has no UPDATE inside WITH: the history rows follow
-            db.session.execute(insert(DeliveryEvent), [
-                dict(delivery_id=i, attempt=a, status=S.QUEUED, reason="claimed", at=now) for i, a in rows])
     db.session.commit()
     return sorted((r[0], r[1]) for r in rows)
 
 
 @functools.cache
-def _claim_statement(with_history: bool):
-    """The claim, built once (the scheduler runs it every tick): an UPDATE … RETURNING of the due
-    deliveries, and on PostgreSQL their history rows in the same statement (a data-modifying WITH).
-    Parameters: now, horizon (due before it), limit, lease."""
+def _claim_statement(dialect: str):
+    """The claim, built once (the scheduler runs it every tick): an INSERT … SELECT … RETURNING of
+    the due deliveries into delivery_claims. Parameters: now, horizon (due before it), limit, lease."""
     now, horizon = bindparam("now", type_=UTCDateTime), bindparam("horizon", type_=UTCDateTime)
-    # Each check is a probe of the (channel_id, status, due_at) index per candidate, taken in due
-    # order until `limit` are found. "(SELECT count(*) …) = 0" stays a per-row index probe: NOT
-    # EXISTS lets PostgreSQL hash every delivery planned for later, and a LIMIT 1 probe lets it
-    # prefer a sequential scan (seconds among a million, either way).
+    # Each check is an index probe per candidate, taken in due order until `limit` are found.
+    # "(SELECT count(*) …) = 0" stays a per-row index probe: NOT EXISTS lets PostgreSQL hash every
+    # delivery planned for later, and a LIMIT 1 probe lets it prefer a sequential scan (seconds
+    # among a million, either way).
     other = aliased(Delivery)
 
-    def none_where(*conditions):
-        return select(func.count()).select_from(other).where(*conditions).scalar_subquery() == 0
+    def none_where(entity, *conditions):
+        return select(func.count()).select_from(entity).where(*conditions).scalar_subquery() == 0
 
-    free_channel = none_where(other.channel_id == Delivery.channel_id, other.status.in_((S.QUEUED, S.SENDING)))
-    # A delivery that waits for a retry has been claimed before (attempt > 0): the partial index
-    # ix_deliveries_waiting holds only those, so the probe never reads the channel's backlog.
+    free_channel = and_(
+        # The claims table is small but churns (rows come and go with every send; the dead ones stay
+        # until vacuumed): read it once into a hash, not once per candidate through its index.
+        Delivery.channel_id.not_in(select(DeliveryClaim.channel_id)),
+        none_where(other, other.channel_id == Delivery.channel_id, other.status == S.SENDING),
+    )
+    # A delivery that waits for a retry has been tried or claimed before (attempt > 0): the partial
+    # index ix_deliveries_waiting holds only those, so the probe never reads the channel's backlog.
     nothing_earlier_waits = none_where(
-        other.channel_id == Delivery.channel_id, other.status == S.SCHEDULED, other.attempt > 0,
+        other, other.channel_id == Delivery.channel_id, other.status == S.SCHEDULED, other.attempt > 0,
         other.due_at <= Delivery.due_at, other.next_attempt_at > now,
         (other.due_at < Delivery.due_at) | (other.id < Delivery.id),
     )
-    sendable_item = exists().where(Item.id == Delivery.item_id, Item.status.in_(SENDABLE_ITEM_STATUSES))
+    # The item's status, looked up by primary key per candidate (as a join, a misestimate of the
+    # rows left after the checks above made PostgreSQL scan every item once per candidate).
+    sendable_item = select(Item.status).where(Item.id == Delivery.item_id).scalar_subquery().in_(
+        SENDABLE_ITEM_STATUSES)
     due = (
-        select(Delivery.id)
+        select(Delivery.id, Delivery.attempt + 1, Delivery.channel_id, Delivery.next_attempt_at,
+               bindparam("lease", type_=UTCDateTime))
         .where(Delivery.status == S.SCHEDULED, Delivery.next_attempt_at <= horizon, free_channel,
                nothing_earlier_waits)
         # A channel that is switched off holds its deliveries until it is switched on again.
         .where(Delivery.channel_id.in_(select(Channel.id).where(Channel.enabled.is_(True))))
-        # Nothing reaches a channel before approval (or with approval switched off): a primary-key
-        # probe per candidate, not a scan of every sendable item.
+        # Nothing reaches a channel before approval (or with approval switched off).
         .where(sendable_item)
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(bindparam("limit", type_=Integer))
-        .with_for_update(skip_locked=True)
     )
-    claim = (
-        update(Delivery)
-        .where(Delivery.id.in_(due.scalar_subquery()), Delivery.status == S.SCHEDULED)
-        .values(status=S.QUEUED, attempt=Delivery.attempt + 1, lease_until=bindparam("lease", type_=UTCDateTime),
-                updated_at=now)
-        .returning(Delivery.id, Delivery.attempt)
-    )
-    if not with_history:
-        return claim
-    taken = claim.cte("taken")
+    dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     return (
-        insert(DeliveryEvent)
-        .from_select(["delivery_id", "attempt", "status", "reason", "at"],
-                     select(taken.c.id, taken.c.attempt, literal(S.QUEUED.value), literal("claimed"), now))
-        .returning(DeliveryEvent.delivery_id, DeliveryEvent.attempt)
+        dialect_insert(DeliveryClaim)
+        .from_select(["delivery_id", "attempt", "channel_id", "next_attempt_at", "lease_until"], due)
+        .on_conflict_do_nothing()
+        .returning(DeliveryClaim.delivery_id, DeliveryClaim.attempt)
     )
 
 
@@ -277,36 +287,39 @@ def enqueue(claimed: list[tuple[int, int]]) -> int:
     try:
         queue.enqueue_many(jobs)
     except redis.RedisError as exc:
-        for i, a in claimed:
-            if _move(i, a, (S.QUEUED,), status=S.SCHEDULED, lease_until=None, last_reason="queue_lost"):
-                _event(i, a, S.SCHEDULED, "queue_lost", message=f"Redis unavailable: {type(exc).__name__}")
+        end_claims(tuple_(DeliveryClaim.delivery_id, DeliveryClaim.attempt).in_(claimed), "queue_lost",
+                   message=f"Redis unavailable: {type(exc).__name__}")
         db.session.commit()
         raise
     return len(claimed)
 
 
-def release(pairs: list[tuple[int, int]], next_at: datetime, reason: str, message: str | None = None) -> int:
-    """Give queued deliveries back to the schedule, untried (not a failure): a worker stopping, or an
-    earlier delivery of the same channel that has to wait, so that these keep their order."""
-    released = 0
-    for i, a in pairs:
-        if _move(i, a, (S.QUEUED,), status=S.SCHEDULED, next_attempt_at=next_at, lease_until=None, last_reason=reason):
-            _event(i, a, S.SCHEDULED, reason, message=message)
-            released += 1
-    db.session.commit()
-    return released
+def end_claims(which, reason: str, now: datetime | None = None, message: str | None = None) -> int:
+    """Take back the claims `which` selects, untried (not a failure): the job was lost, or never
+    queued. Each delivery stays scheduled, and its attempt counts the claim, so that a job of that
+    claim finds nothing to do if it turns up. The caller commits."""
+    now = now or utcnow()
+    ended = db.session.execute(
+        delete(DeliveryClaim).where(which).returning(DeliveryClaim.delivery_id, DeliveryClaim.attempt)
+    ).all()
+    count = 0
+    for i, a in ended:
+        if _move(i, a - 1, (S.SCHEDULED,), attempt=a, last_reason=reason, updated_at=now):
+            _event(i, a, S.SCHEDULED, reason, message=message, at=now)
+            count += 1
+    return count
 
 
 def extend_leases(pairs: list[tuple[int, int]]) -> None:
-    """A worker holds these (queued, not started yet): their queued lease runs again from now. The
-    pool renews it while it holds them, so the lease can be short and a dead worker's deliveries
-    come back soon."""
+    """A worker holds these claims (not started yet): their lease runs again from now. The pool
+    renews it while it holds them, so the lease can be short and a dead worker's deliveries come
+    back soon."""
     if not pairs:
         return
     lease = utcnow() + timedelta(seconds=_setting("QUEUED_LEASE_SECONDS"))
     db.session.execute(
-        update(Delivery)
-        .where(tuple_(Delivery.id, Delivery.attempt).in_(pairs), Delivery.status == S.QUEUED)
+        update(DeliveryClaim)
+        .where(tuple_(DeliveryClaim.delivery_id, DeliveryClaim.attempt).in_(pairs))
         .values(lease_until=lease),
         execution_options={"synchronize_session": False},
     )
@@ -316,17 +329,7 @@ def extend_leases(pairs: list[tuple[int, int]]) -> None:
 def sweep(now: datetime | None = None) -> int:
     """Take back deliveries whose lease ran out: the job was lost, or the worker died."""
     now = now or utcnow()
-    count = 0
-    lost = db.session.execute(
-        update(Delivery)
-        .where(Delivery.status == S.QUEUED, Delivery.lease_until < now)
-        .values(status=S.SCHEDULED, next_attempt_at=now, lease_until=None, updated_at=now, last_reason="queue_lost")
-        .returning(Delivery.id, Delivery.attempt),
-        execution_options={"synchronize_session": False},
-    ).all()
-    for i, a in lost:
-        _event(i, a, S.SCHEDULED, "queue_lost", at=now)
-    count += len(lost)
+    count = end_claims(DeliveryClaim.lease_until < now, "queue_lost", now)
 
     stuck = db.session.execute(
         select(Delivery.id, Delivery.attempt, Channel.type)

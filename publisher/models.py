@@ -17,8 +17,12 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    and_,
+    case,
+    exists,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -97,7 +101,10 @@ class MediaKind(enum.StrEnum):
 
 class DeliveryStatus(enum.StrEnum):
     SCHEDULED = "scheduled"  # waiting for next_attempt_at (a first try or a retry)
-    QUEUED = "queued"  # claimed by a scheduler tick, job in Redis, lease running
+    # Claimed by a scheduler tick, job in Redis, lease running. Not stored in deliveries.status: a
+    # claim is a row of delivery_claims beside a delivery that stays `scheduled` (see DeliveryClaim);
+    # Delivery.state and the pages show it.
+    QUEUED = "queued"
     SENDING = "sending"  # a worker is talking to the channel, lease running
     SENT = "sent"
     FAILED = "failed"  # permanent error or retries exhausted
@@ -370,7 +377,9 @@ class Delivery(db.Model):
     status: Mapped[str] = mapped_column(_str_enum(DeliveryStatus), default=DeliveryStatus.SCHEDULED)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    attempt: Mapped[int] = mapped_column(default=0)  # claims so far; names the RQ job
+    # Claims that ended so far (the send started, or the claim was lost or given back); a claim runs
+    # attempt + 1, and that number names its job.
+    attempt: Mapped[int] = mapped_column(default=0)
     failures: Mapped[int] = mapped_column(default=0)  # retryable failures so far (rate limits excluded)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The same key on every attempt, so an idempotent channel drops a repeat.
@@ -388,6 +397,8 @@ class Delivery(db.Model):
 
     item: Mapped[Item] = relationship(back_populates="deliveries")
     channel: Mapped[Channel] = relationship()
+    # Written and removed only by dispatch.py and sending.py, with plain statements.
+    claim: Mapped[DeliveryClaim | None] = relationship(lazy="selectin", viewonly=True)
     events: Mapped[list[DeliveryEvent]] = relationship(
         back_populates="delivery", order_by="DeliveryEvent.id", cascade="all, delete-orphan"
     )
@@ -402,6 +413,49 @@ class Delivery(db.Model):
               postgresql_where=text("status = 'scheduled' AND attempt > 0"),
               sqlite_where=text("status = 'scheduled' AND attempt > 0")),
     )
+
+    @hybrid_property
+    def state(self) -> str:
+        """The status as people see it: `queued` while claimed (see DeliveryClaim)."""
+        return DeliveryStatus.QUEUED if self.status == DeliveryStatus.SCHEDULED and self.claim else self.status
+
+    @state.inplace.expression
+    @classmethod
+    def _state_expression(cls):
+        return case((cls.in_state(DeliveryStatus.QUEUED), DeliveryStatus.QUEUED.value), else_=cls.status)
+
+    @classmethod
+    def in_state(cls, state: str):
+        """A WHERE for the deliveries in `state` as people see it (claimed ones are `queued`), which
+        still reads the status index."""
+        claimed = exists().where(DeliveryClaim.delivery_id == cls.id)
+        if state == DeliveryStatus.QUEUED:
+            return and_(cls.status == DeliveryStatus.SCHEDULED, claimed)
+        if state == DeliveryStatus.SCHEDULED:
+            return and_(cls.status == DeliveryStatus.SCHEDULED, ~claimed)
+        return cls.status == state
+
+
+class DeliveryClaim(db.Model):
+    """A scheduled delivery handed to the workers: the scheduler's claim, until a worker starts it
+    (then the delivery is `sending`) or its lease runs out (the sweep takes it back).
+
+    A row of its own, not a status of the delivery, because claiming is the scheduler's hot path: an
+    insert into this narrow table costs a fraction of an update of the wide, much-indexed deliveries
+    row (whose status is in three indexes, so every such update writes an entry into each of the
+    table's six). The delivery is changed once, when the send starts.
+
+    The claim is valid while the delivery is still as it was claimed: `scheduled`, at attempt
+    `attempt - 1`, due at `next_attempt_at`. An editor who cancels or moves it meanwhile makes the
+    claim void; every use of a claim checks that in the same statement.
+    """
+
+    __tablename__ = "delivery_claims"
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), primary_key=True)
+    attempt: Mapped[int] = mapped_column()  # the attempt this claim runs: names its job
+    channel_id: Mapped[int] = mapped_column(index=True)  # a channel with a claim is busy
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the time it was claimed for
+    lease_until: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class DeliveryEvent(db.Model):

@@ -76,7 +76,7 @@ def redis_part(connection: redis.Redis, now: datetime) -> dict:
 
 def database_part(now: datetime) -> dict:
     """Due deliveries the claim would take now (and those it holds back), and counts by state."""
-    due = (Delivery.status == DeliveryStatus.SCHEDULED) & (Delivery.next_attempt_at <= now)
+    due = Delivery.in_state(DeliveryStatus.SCHEDULED) & (Delivery.next_attempt_at <= now)
     claimable = due & Delivery.channel_id.in_(select(Channel.id).where(Channel.enabled.is_(True))) \
         & Delivery.item_id.in_(select(Item.id).where(Item.status.in_(SENDABLE_ITEM_STATUSES)))
     count, oldest = db.session.execute(select(func.count(Delivery.id), func.min(Delivery.next_attempt_at))
@@ -85,6 +85,10 @@ def database_part(now: datetime) -> dict:
     by_status = dict.fromkeys(DeliveryStatus, 0)
     by_status.update(db.session.execute(select(Delivery.status, func.count(Delivery.id)).group_by(Delivery.status))
                      .all())
+    # Claimed deliveries are stored as scheduled (see DeliveryClaim).
+    claimed = db.session.scalar(select(func.count(Delivery.id)).where(Delivery.in_state(DeliveryStatus.QUEUED)))
+    by_status[DeliveryStatus.QUEUED] = claimed
+    by_status[DeliveryStatus.SCHEDULED] -= claimed
     oldest = _utc(oldest)
     return {
         "due": count, "held": held, "oldest_due_at": oldest,

@@ -3,7 +3,7 @@
 1. `prepare`: load a batch's deliveries, channels and items in a few queries, make each channel's
    adapter once and render each delivery (before its due time when the scheduler claimed it
    ahead, so the send itself is only the request).
-2. `start`: queued → sending, committed before any request leaves: if the process dies during
+2. `start`: claimed → sending, committed before any request leaves: if the process dies during
    the send, the sweep knows the request may have gone (`unconfirmed` on a channel that cannot
    drop repeats).
 3. `deliver`: the adapter's call, its answer or error turned into a `Result`.
@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from flask import current_app
-from sqlalchemy import bindparam, func, insert, select, tuple_, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, select, tuple_, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from channels import registry
@@ -34,7 +34,7 @@ from channels.errors import ChannelError, OutcomeUnknown, Permanent, RateLimited
 
 from . import calendar_cache, ratelimit
 from .extensions import db
-from .models import Channel, Column, Delivery, DeliveryEvent, Item, ItemEvent, ItemStatus, utcnow
+from .models import Channel, Column, Delivery, DeliveryClaim, DeliveryEvent, Item, ItemEvent, ItemStatus, utcnow
 from .models import DeliveryStatus as S
 from .posts import build_post
 
@@ -89,7 +89,26 @@ def _setting(name: str):
 
 
 _deliveries = Delivery.__table__
+_claims = DeliveryClaim.__table__
 _events = DeliveryEvent.__table__
+
+
+def _claim_holds(claims, deliveries):
+    """The delivery is still as it was claimed: an editor's change since makes the claim void."""
+    return and_(claims.c.delivery_id == deliveries.c.id, deliveries.c.status == S.SCHEDULED,
+                deliveries.c.attempt == claims.c.attempt - 1, deliveries.c.next_attempt_at == claims.c.next_attempt_at)
+
+
+def _claimed(*conditions):
+    """The WHERE of an update that ends a claim (a start, a give-back): the delivery has a claim
+    meeting `conditions`, and it holds."""
+    return exists().where(*conditions, _claim_holds(_claims, _deliveries))
+
+
+def _drop_claims(sends: list[Send]) -> None:
+    """Claims done with (started, given back, or void)."""
+    _write(delete(_claims).where(tuple_(_claims.c.delivery_id, _claims.c.attempt).in_([(s.id, s.attempt)
+                                                                                       for s in sends])))
 
 
 def _write(statement, params=None):
@@ -102,7 +121,7 @@ def _write(statement, params=None):
 # --- 1. prepare --------------------------------------------------------------------------------
 
 def prepare(pairs: list[tuple[int, int]], session=None, adapters: dict | None = None) -> list[Send]:
-    """The claimed deliveries among `pairs` that are still queued at that attempt, in scheduled order.
+    """The deliveries among `pairs` whose claim (delivery, attempt) still holds, in scheduled order.
 
     `adapters` keeps each channel's adapter between batches (the worker's pool passes its own),
     made again when the channel's settings change."""
@@ -110,9 +129,10 @@ def prepare(pairs: list[tuple[int, int]], session=None, adapters: dict | None = 
         return []
     adapters = {} if adapters is None else adapters
     rows = db.session.execute(
-        select(Delivery.id, Delivery.attempt, Delivery.channel_id, Delivery.item_id, Delivery.idempotency_key,
+        select(Delivery.id, DeliveryClaim.attempt, Delivery.channel_id, Delivery.item_id, Delivery.idempotency_key,
                Delivery.failures, Delivery.next_attempt_at)
-        .where(tuple_(Delivery.id, Delivery.attempt).in_(pairs), Delivery.status == S.QUEUED)
+        .join(DeliveryClaim, _claim_holds(_claims, _deliveries))
+        .where(tuple_(DeliveryClaim.delivery_id, DeliveryClaim.attempt).in_(pairs))
         .order_by(Delivery.due_at, Delivery.id)  # the scheduled order, which a retry does not change
     ).all()
     sends = [Send(*row) for row in rows]
@@ -159,8 +179,8 @@ def rate_wait(send: Send) -> float:
 
 
 def start(sends: list[Send], now: datetime | None = None) -> set[int]:
-    """Queued → sending for those still queued at their attempt; returns their ids. The caller commits
-    (before any request leaves)."""
+    """Claimed → sending for those whose claim still holds; returns their ids. The claims go. The
+    caller commits (before any request leaves)."""
     now = now or utcnow()
     moved: set[int] = set()
     by_lease: dict[datetime, list[Send]] = {}
@@ -170,11 +190,12 @@ def start(sends: list[Send], now: datetime | None = None) -> set[int]:
     for lease, group in by_lease.items():
         moved.update(_write(
             update(_deliveries)
-            .where(tuple_(_deliveries.c.id, _deliveries.c.attempt).in_([(s.id, s.attempt) for s in group]),
-                   _deliveries.c.status == S.QUEUED)
-            .values(status=S.SENDING, lease_until=lease, updated_at=now)
+            .where(_deliveries.c.id.in_([s.id for s in group]),
+                   _claimed(tuple_(_claims.c.delivery_id, _claims.c.attempt).in_([(s.id, s.attempt) for s in group])))
+            .values(status=S.SENDING, attempt=_deliveries.c.attempt + 1, lease_until=lease, updated_at=now)
             .returning(_deliveries.c.id)
         ).scalars())
+    _drop_claims(sends)
     if moved:
         _write(insert(_events), [
             dict(delivery_id=s.id, attempt=s.attempt, status=S.SENDING, reason="sending", at=now, code=None,
@@ -223,7 +244,7 @@ def retry(send: Send, reason: str, exc: ChannelError, wait: float, count_failure
 
 
 def give_back(send: Send, at: datetime, reason: str, message: str | None = None) -> Result:
-    """A queued send goes back to the schedule untried (not a failure)."""
+    """A claimed send goes back to the schedule untried (not a failure); its claim ends."""
     return Result(send, S.SCHEDULED, reason, from_=S.QUEUED, next_at=at, message=message)
 
 
@@ -270,14 +291,18 @@ def record(results: list[Result]) -> list[Result]:
             values["failures"] = bindparam("v_failures")
         if status == S.SCHEDULED:
             values["next_attempt_at"] = bindparam("v_next_at")
-        statement = (update(table)
-                     .where(table.c.id == bindparam("k_id"), table.c.attempt == bindparam("k_attempt"),
-                            table.c.status == from_)
-                     .values(**values))
+        if from_ == S.QUEUED:  # claimed, never started: the claim must hold, and it ends here
+            where = _claimed(_claims.c.attempt == bindparam("k_attempt"))
+            values["attempt"] = table.c.attempt + 1
+        else:
+            where = and_(table.c.attempt == bindparam("k_attempt"), table.c.status == from_)
+        statement = update(table).where(table.c.id == bindparam("k_id"), where).values(**values)
         params = [dict(k_id=r.send.id, k_attempt=r.send.attempt, v_reason=r.reason, v_message=r.message,
                        v_code=r.code, v_at=r.at, v_remote_id=r.remote_id, v_url=r.url, v_failures=r.send.failures,
                        v_next_at=r.next_at) for r in group]
         count = _write(statement, params).rowcount
+        if from_ == S.QUEUED:
+            _drop_claims([r.send for r in group])
         if count == len(group):
             written.extend(group)
         else:  # some moved meanwhile (an editor, the sweep): keep those this statement changed

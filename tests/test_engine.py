@@ -7,11 +7,11 @@ import threading
 import time
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from publisher import dispatch, ratelimit
+from publisher import dispatch, ratelimit, sending
 from publisher.extensions import db
-from publisher.models import Delivery, DeliveryEvent, utcnow
+from publisher.models import Delivery, DeliveryClaim, DeliveryEvent, utcnow
 from tests.doubles import Answer, Double, WebhookDouble
 from tests.factories import make_item, webhook_channel
 from tests.test_delivery import reload
@@ -63,12 +63,39 @@ def test_a_channel_is_claimed_one_batch_at_a_time(app):
         more = plan(channel, 2, start=utcnow() - timedelta(seconds=10))
         assert dispatch.claim_due() == []  # its first batch is still queued
         assert dispatch.batches(claimed) == [[(d.id, 1) for d in first]]
-        for d in first:
-            assert dispatch.release([(d.id, 1)], utcnow(), "released") == 1
+        assert {reload(d).state for d in first} == {"queued"} and {reload(d).state for d in more} == {"scheduled"}
+        # A worker gives them back untried (as a stopping one does): the claims end, counted.
+        back = sending.record([sending.give_back(s, utcnow(), "released") for s in sending.prepare(claimed)])
+        db.session.commit()
+        assert len(back) == 3 and db.session.scalar(select(func.count()).select_from(DeliveryClaim)) == 0
         again = dispatch.claim_due()
-        assert {i for i, _a in again} == {d.id for d in first + more}
+        assert sorted(again) == sorted([(d.id, 2) for d in first] + [(d.id, 1) for d in more])
     finally:
         double.close()
+
+
+def test_a_claimed_delivery_is_on_its_way_and_its_claim_holds_only_while_it_is_unchanged(app, drain, webhook_double):
+    first, second = plan(webhook_channel(webhook_double), 2)
+    claimed = dispatch.claim_due()
+    assert claimed == [(first.id, 1), (second.id, 1)]
+    # An editor can no longer cancel or move them.
+    assert not dispatch.cancel(reload(first))
+    assert not dispatch.reschedule(reload(first), utcnow() + timedelta(hours=1))
+    db.session.commit()
+    assert {reload(d).state for d in (first, second)} == {"queued"}
+    # A change that raced past the claim (written here behind its back) makes the claim void.
+    later = utcnow() + timedelta(hours=1)
+    db.session.execute(Delivery.__table__.update().where(Delivery.id == second.id).values(next_attempt_at=later))
+    db.session.commit()
+    dispatch.enqueue(claimed)
+    drain()
+    assert [r.headers["Idempotency-Key"] for r in webhook_double.requests] == [reload(first).idempotency_key]
+    second = reload(second)
+    assert second.status == "scheduled" and second.attempt == 0 and second.claim is not None
+    # The void claim ends with its lease (it still counts as an attempt); the new time stays.
+    assert dispatch.sweep(utcnow() + timedelta(seconds=app.config["QUEUED_LEASE_SECONDS"] + 1)) == 1
+    second = reload(second)
+    assert (second.state, second.attempt, second.next_attempt_at) == ("scheduled", 1, later)
 
 
 def test_batches_keep_each_channel_whole_and_in_order(make_app):
@@ -258,7 +285,7 @@ def test_the_pool_renews_the_lease_of_what_it_holds(make_app):
             deliver_batch(dispatch.claim_due())
             time.sleep(1.6)  # the first sent, the second on the wire, the third waits in the pool
             third = reload(planned[2])
-            assert third.status == "queued" and third.lease_until > utcnow()  # its first lease ran out at 0.9 s
+            assert third.state == "queued" and third.claim.lease_until > utcnow()  # its first lease ran out at 0.9 s
             assert dispatch.sweep() == 0
             close_pool(app, finish=True)
             assert {reload(d).status for d in planned} == {"sent"} and len(slow.requests) == 3
@@ -306,7 +333,7 @@ def test_the_pool_writes_many_sends_in_few_transactions(make_app):
             assert {reload(d).status for d in planned} == {"sent"}
             history = db.session.scalars(select(DeliveryEvent.reason).where(
                 DeliveryEvent.delivery_id == planned[0].id).order_by(DeliveryEvent.id)).all()
-            assert history == ["scheduled", "claimed", "sending", "sent"]
+            assert history == ["scheduled", "sending", "sent"]
             # One delivery at a time would commit twice per send (80); lanes that start together share one.
             assert len(commits) < 60, f"{len(commits)} commits for 40 sends"
         finally:
@@ -315,7 +342,6 @@ def test_the_pool_writes_many_sends_in_few_transactions(make_app):
 
 
 def test_a_result_is_not_recorded_over_a_delivery_that_moved_meanwhile(app, webhook_double):
-    from publisher import sending
 
     channel = webhook_channel(webhook_double)
     first, second = plan(channel, 2)
@@ -361,7 +387,6 @@ def test_a_send_whose_start_cannot_be_written_is_not_sent_and_its_channel_waits(
     from sqlalchemy.exc import OperationalError
 
     from channels.webhook import Webhook
-    from publisher import sending
     from workers.pool import Recorder
 
     app = make_app(IN_FLIGHT=1)
@@ -380,7 +405,7 @@ def test_a_send_whose_start_cannot_be_written_is_not_sent_and_its_channel_waits(
         deliver_batch(dispatch.claim_due())
         close_pool(app, finish=True)
         assert webhook_double.requests == []
-        assert {reload(d).status for d in planned} == {"queued"}
+        assert {reload(d).state for d in planned} == {"queued"}
         later = utcnow() + timedelta(seconds=app.config["QUEUED_LEASE_SECONDS"] + 1)
         assert dispatch.sweep(later) == 3
 

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from publisher import create_app, dispatch, embedded_redis
 from publisher.extensions import db
-from publisher.models import Delivery, DeliveryEvent, Item, utcnow
+from publisher.models import Delivery, DeliveryClaim, DeliveryEvent, Item, utcnow
 from tests.conftest import REPO, Processes, wait_for
 from tests.doubles import Answer, WebhookDouble
 from tests.factories import make_channel, scheduled, set_organisation, webhook_channel
@@ -116,7 +116,7 @@ def test_three_schedulers_claim_each_delivery_once(app, processes):
     assert len(ids) == 400
 
     wait_for(lambda: utcnow() > max(due) and not fresh(
-        select(func.count()).select_from(Delivery).where(Delivery.status == "scheduled")).scalar(), timeout=20)
+        select(func.count()).select_from(Delivery).where(Delivery.in_state("scheduled"))).scalar(), timeout=20)
     time.sleep(0.5)  # a second claim of anything would happen within these ten ticks
     processes.stop_all()
     for s in schedulers:
@@ -124,10 +124,9 @@ def test_three_schedulers_claim_each_delivery_once(app, processes):
         assert "Traceback" not in s.log, s.log
 
     rows = fresh(select(Delivery.id, Delivery.status, Delivery.attempt)).all()
-    assert {(status, attempt) for _, status, attempt in rows} == {("queued", 1)}
-    claims = fresh(select(DeliveryEvent.delivery_id, func.count()).where(DeliveryEvent.reason == "claimed")
-                   .group_by(DeliveryEvent.delivery_id)).all()
-    assert {i for i, _ in claims} == ids and {n for _, n in claims} == {1}
+    assert {(status, attempt) for _, status, attempt in rows} == {("scheduled", 0)}  # claimed, not started
+    claims = fresh(select(DeliveryClaim.delivery_id, DeliveryClaim.attempt)).all()
+    assert sorted(claims) == sorted((i, 1) for i in ids)  # a first claim of each, none ended
     enqueued = [sum(int(n) for n in re.findall(r"enqueued (\d+) deliveries", s.log)) for s in schedulers]
     print(f"\ndeliveries enqueued by each scheduler: {enqueued}")
     assert sum(enqueued) == 400
@@ -192,11 +191,11 @@ def test_worker_killed_mid_send_is_swept_and_sent_once(app, processes, plugin_pa
         key = fresh(select(Delivery.idempotency_key).where(Delivery.id == d_idem.id)).scalar()
         assert [r.headers["Idempotency-Key"] for r in idem.requests] == [key, key]
         assert set(idem.posts) == {key}  # the receiver dropped the repeat: one post
-        assert history(d_idem) == [("scheduled", 0), ("claimed", 1), ("sending", 1), ("worker_lost", 1),
-                                   ("claimed", 2), ("sending", 2), ("sent", 2)]
+        assert history(d_idem) == [("scheduled", 0), ("sending", 1), ("worker_lost", 1), ("sending", 2),
+                                   ("sent", 2)]
 
         assert len(plain.requests) == 1  # never sent twice on a channel that cannot drop repeats
-        assert history(d_plain) == [("scheduled", 0), ("claimed", 1), ("sending", 1), ("worker_lost", 1)]
+        assert history(d_plain) == [("scheduled", 0), ("sending", 1), ("worker_lost", 1)]
         row = fresh(select(Delivery).where(Delivery.id == d_plain.id)).scalar_one()
         assert row.last_reason == "worker_lost" and row.attempt == 1
     finally:
@@ -220,7 +219,7 @@ def test_redis_outage_delays_deliveries_but_loses_none(app, processes, webhook_d
         assert scheduler.proc.poll() is None and worker.proc.poll() is None
         # Not claimed while no worker could be told: no attempts, no history piling up.
         # (A tick that found Redis just before it stopped may have claimed it once and handed it back.)
-        lost = [("scheduled", 0), ("claimed", 1), ("queue_lost", 1)]
+        lost = [("scheduled", 0), ("queue_lost", 1)]
         assert history(during) in ([("scheduled", 0)], lost)
         attempts = 1 if history(during) == [("scheduled", 0)] else 2
         assert scheduler.log.count("Redis unavailable") == 1

@@ -37,7 +37,7 @@ class Scheduler:
             try:
                 # Claim nothing while the workers cannot be reached: a claim that cannot be
                 # enqueued is handed back, and each tick of an outage would otherwise add an
-                # attempt and a "claimed" event to every due delivery.
+                # attempt and a "handed out again" event to every due delivery.
                 get_redis().ping()
                 beat(get_redis(), delivery_queue().name, self.name, ttl=max(10.0, 5 * self.app.config["TICK_SECONDS"]))
                 enqueued = dispatch.tick()

@@ -146,7 +146,7 @@ def _item_query(start: datetime, end: datetime) -> Select:
     # One query of plain columns (no ORM objects, no lazy loads): items with their deliveries, if any.
     return (
         # Column and channel names come from their own small queries: narrower rows, fewer joins.
-        select(*ITEM_FIELDS, Delivery.channel_id, Delivery.status)
+        select(*ITEM_FIELDS, Delivery.channel_id, Delivery.state)
         .outerjoin(Delivery, Delivery.item_id == Item.id)
         .where(Item.planned_at >= start, Item.planned_at < end)
         .order_by(Item.planned_at, Item.id, Delivery.id)

@@ -27,7 +27,7 @@ def list_deliveries():
     query = select(Delivery)
     status = choice_arg("status", DeliveryStatus, errors)
     if status is not None:
-        query = query.where(Delivery.status == status)
+        query = query.where(Delivery.in_state(status))
     for name, column in (("item_id", Delivery.item_id), ("channel_id", Delivery.channel_id)):
         value = int_arg(name, errors)
         if value is not None:
@@ -47,9 +47,9 @@ def _act(delivery_id: int, action: Callable[[Delivery], bool], refusal: str):
     """Every action is a conditional update in dispatch: it does nothing unless the state allows it."""
     require(Role.EDITOR)
     delivery = _delivery(delivery_id)
-    status = delivery.status
     if not action(delivery):
-        raise ApiError(409, "invalid_state", refusal % {"status": status})
+        db.session.rollback()
+        raise ApiError(409, "invalid_state", refusal % {"status": _delivery(delivery_id).state})
     db.session.commit()
     return delivery_json(_delivery(delivery_id), events=True)
 

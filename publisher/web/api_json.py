@@ -75,7 +75,7 @@ def delivery_json(d: Delivery, events: bool = False) -> dict[str, Any]:
         "id": d.id,
         "item_id": d.item_id,
         "channel_id": d.channel_id,
-        "status": d.status,
+        "status": d.state,
         "due_at": iso(d.due_at),
         "next_attempt_at": iso(d.next_attempt_at),
         "attempt": d.attempt,

@@ -129,7 +129,7 @@ def apply_action(delivery: Delivery, action: str) -> None:
     else:
         db.session.rollback()
         db.session.refresh(delivery)
-        flash(refusal(channel, delivery.status), "error")
+        flash(refusal(channel, delivery.state), "error")
 
 
 @bp.post("/deliveries/retry-failed")
