@@ -93,16 +93,17 @@ _claims = DeliveryClaim.__table__
 _events = DeliveryEvent.__table__
 
 
-def _claim_holds(claims, deliveries):
-    """The delivery is still as it was claimed: an editor's change since makes the claim void."""
-    return and_(claims.c.delivery_id == deliveries.c.id, deliveries.c.status == S.SCHEDULED,
-                deliveries.c.attempt == claims.c.attempt - 1, deliveries.c.next_attempt_at == claims.c.next_attempt_at)
+def _claim_holds():
+    """The delivery is still as it was claimed: a change since (an editor's) makes the claim void."""
+    return and_(_claims.c.delivery_id == _deliveries.c.id, _deliveries.c.status == S.SCHEDULED,
+                _deliveries.c.attempt == _claims.c.attempt - 1,
+                _deliveries.c.next_attempt_at == _claims.c.next_attempt_at)
 
 
 def _claimed(*conditions):
     """The WHERE of an update that ends a claim (a start, a give-back): the delivery has a claim
     meeting `conditions`, and it holds."""
-    return exists().where(*conditions, _claim_holds(_claims, _deliveries))
+    return exists().where(*conditions, _claim_holds())
 
 
 def _drop_claims(sends: list[Send]) -> None:
@@ -131,7 +132,7 @@ def prepare(pairs: list[tuple[int, int]], session=None, adapters: dict | None = 
     rows = db.session.execute(
         select(Delivery.id, DeliveryClaim.attempt, Delivery.channel_id, Delivery.item_id, Delivery.idempotency_key,
                Delivery.failures, Delivery.next_attempt_at)
-        .join(DeliveryClaim, _claim_holds(_claims, _deliveries))
+        .join(DeliveryClaim, _claim_holds())
         .where(tuple_(DeliveryClaim.delivery_id, DeliveryClaim.attempt).in_(pairs))
         .order_by(Delivery.due_at, Delivery.id)  # the scheduled order, which a retry does not change
     ).all()
