@@ -459,7 +459,7 @@ def wait_http(url: str, child: Child | None = None, timeout: float = 30.0) -> No
 
 class MemorySampler:
     """Peak RSS of each watched process (with its children, e.g. gunicorn's workers), sampled every
-    `interval` seconds in a thread."""
+    `interval` seconds in a thread; and the CPU time each used between the first and the last sample."""
 
     def __init__(self, pids: dict[str, int], interval: float = 0.05):
         import psutil
@@ -467,6 +467,8 @@ class MemorySampler:
         self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
         self.peak: dict[str, int] = dict.fromkeys(pids, 0)  # the process tree's total
         self.peak_single: dict[str, int] = dict.fromkeys(pids, 0)  # its largest single process
+        self.cpu_first: dict[str, float] = {}
+        self.cpu_last: dict[str, float] = {}
         self.samples = 0
         self.interval = interval
         self._stop = threading.Event()
@@ -480,14 +482,21 @@ class MemorySampler:
             for name, proc in self.procs.items():
                 try:
                     tree = [proc, *proc.children(recursive=True)]
-                    sizes = []
+                    sizes, cpu = [], 0.0
                     for p in tree:
                         with contextlib.suppress(psutil.Error):
                             sizes.append(p.memory_info().rss)
+                            times = p.cpu_times()
+                            cpu += times.user + times.system
                 except psutil.Error:
                     continue
+                self.cpu_first.setdefault(name, cpu)
+                self.cpu_last[name] = cpu
                 self.peak[name] = max(self.peak[name], sum(sizes))
                 self.peak_single[name] = max(self.peak_single[name], max(sizes, default=0))
+
+    def cpu_seconds(self, name: str) -> float:
+        return self.cpu_last.get(name, 0.0) - self.cpu_first.get(name, 0.0)
 
     def __enter__(self) -> MemorySampler:
         self._thread.start()

@@ -9,7 +9,8 @@ embedded Redis): `publisher scheduler`, `--workers` × `publisher worker` and `p
 receiver that answers 200 at once are bulk-inserted, then all made due at one moment. Measured:
 from that moment to the last `sent_at` in the database (claim, job, render, HTTP post, state
 recorded). Meanwhile the peak RSS of each worker and of the web app (gunicorn and its workers) is
-sampled every 50 ms while a logged-in client asks for /healthz, the items list and an item page.
+sampled every 50 ms while a logged-in client asks for /healthz, the items list and an item page,
+and the CPU time of every process (the scheduler's too) is read at each sample.
 
 The floor: the same number of no-op RQ jobs enqueued with enqueue_many and run by `--workers` burst
 `rq.SimpleWorker` processes, from the first job's start to the last job's end.
@@ -61,7 +62,7 @@ def main() -> None:
             print(f"database: {service.database_url.split(':')[0]}, filled in {time.perf_counter() - began:.1f} s; "
                   f"Redis: {service.redis_url.split('://')[0]}")
             children = service.start_engine(args.workers, web=not args.no_web)
-            watched = {name: c.proc.pid for name, c in children.items() if name != "scheduler"}
+            watched = {name: c.proc.pid for name, c in children.items()}
             poller = h.WebPoller(f"http://127.0.0.1:{service.port}") if not args.no_web else None
             with h.MemorySampler(watched) as memory:
                 if poller:
@@ -97,9 +98,14 @@ def main() -> None:
     print(f"receiver: {len(receiver.arrivals)} requests, {len(keys)} distinct Idempotency-Keys, "
           f"{sum(n - 1 for n in keys.values())} repeats")
     for name in watched:
-        single = f" (largest process {h.mib(memory.peak_single[name])})" if name == "web" else ""
-        print(f"peak RSS {name}: {h.mib(memory.peak[name])}{single}")
+        if name != "scheduler":
+            single = f" (largest process {h.mib(memory.peak_single[name])})" if name == "web" else ""
+            print(f"peak RSS {name}: {h.mib(memory.peak[name])}{single}")
     print(f"  ({memory.samples} samples every 50 ms)")
+    cpu = {name: memory.cpu_seconds(name) for name in watched}
+    workers = sum(v for k, v in cpu.items() if k.startswith("worker"))
+    print("CPU seconds from 1 s before due to the end: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
+          + (f"; the workers' per delivery: {workers / sent * 1000:.2f} ms" if sent else ""))
     if poller:
         print(f"web during the run: {poller.summary()}")
 

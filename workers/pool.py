@@ -137,8 +137,8 @@ class SendPool:
         # work another worker could start sooner.
         self.capacity = self.lanes + self.lanes // 2
         self.http = requests.Session()  # one connection pool for every lane, sized to them
-        self.http.mount("http://", requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=self.lanes))
-        self.http.mount("https://", requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=self.lanes))
+        for scheme in ("http://", "https://"):
+            self.http.mount(scheme, requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=self.lanes))
         self.http.headers["User-Agent"] = "publisher/0.1"
         # requests reads the environment (proxies, CA bundle) again for every request: a tenth of a
         # worker's time. Without a proxy, what it would find is the CA bundle, read here once.
@@ -162,7 +162,7 @@ class SendPool:
 
     def wait_for_room(self) -> None:
         """Blocks while the pool has work enough, so a worker does not take jobs it cannot start soon."""
-        with self.cond:
+        with self.changed:
             self.changed.wait_for(lambda: self.stopping or len(self.chains) < self.capacity)
             if self.stopping:
                 raise RuntimeError("the worker is stopping")
