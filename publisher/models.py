@@ -445,9 +445,10 @@ class DeliveryClaim(db.Model):
     row (whose status is in three indexes, so every such update writes an entry into each of the
     table's six). The delivery is changed once, when the send starts.
 
-    The claim is valid while the delivery is still as it was claimed: `scheduled`, at attempt
-    `attempt - 1`, due at `next_attempt_at`. An editor who cancels or moves it meanwhile makes the
-    claim void; every use of a claim checks that in the same statement.
+    The claim holds while the delivery is still as it was claimed: `scheduled`, at attempt
+    `attempt - 1`, due at `next_attempt_at`; every use of a claim checks that in the same statement.
+    Editors cannot cancel or move a claimed delivery (dispatch._unclaimed); a change that raced the
+    claim anyway makes it void, and its lease ends it.
     """
 
     __tablename__ = "delivery_claims"
