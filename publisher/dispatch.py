@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import redis
 from flask import current_app
-from sqlalchemy import Integer, and_, bindparam, delete, exists, func, select, text, tuple_, update
+from sqlalchemy import Integer, and_, bindparam, delete, exists, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -297,17 +297,23 @@ def enqueue(claimed: list[tuple[int, int]]) -> int:
 def end_claims(which, reason: str, now: datetime | None = None, message: str | None = None) -> int:
     """Take back the claims `which` selects, untried (not a failure): the job was lost, or never
     queued. Each delivery stays scheduled, and its attempt counts the claim, so that a job of that
-    claim finds nothing to do if it turns up. The caller commits."""
+    claim finds nothing to do if it turns up. In bulk: after Redis lost its jobs, the sweep may take
+    back thousands at once. The caller commits."""
     now = now or utcnow()
     ended = db.session.execute(
-        delete(DeliveryClaim).where(which).returning(DeliveryClaim.delivery_id, DeliveryClaim.attempt)
+        update(Delivery)
+        .where(Delivery.id.in_(select(DeliveryClaim.delivery_id).where(which)), Delivery.status == S.SCHEDULED,
+               exists().where(DeliveryClaim.delivery_id == Delivery.id, DeliveryClaim.attempt == Delivery.attempt + 1))
+        .values(attempt=Delivery.attempt + 1, last_reason=reason, updated_at=now)
+        .returning(Delivery.id, Delivery.attempt),
+        execution_options={"synchronize_session": False},
     ).all()
-    count = 0
-    for i, a in ended:
-        if _move(i, a - 1, (S.SCHEDULED,), attempt=a, last_reason=reason, updated_at=now):
-            _event(i, a, S.SCHEDULED, reason, message=message, at=now)
-            count += 1
-    return count
+    db.session.execute(delete(DeliveryClaim).where(which))
+    if ended:
+        db.session.execute(insert(DeliveryEvent), [
+            dict(delivery_id=i, attempt=a, status=S.SCHEDULED, reason=reason, message=message, at=now)
+            for i, a in ended])
+    return len(ended)
 
 
 def extend_leases(pairs: list[tuple[int, int]]) -> None:

@@ -10,8 +10,8 @@
 4. `record`: the results, written in bulk (one UPDATE per kind of result, one INSERT for the
    history), and the items that went out for the first time published with their issue numbers.
 
-`run` takes one delivery through the steps with a recorder: `dispatch.run_one` commits each step
-at once; the worker's send pool (workers/pool.py) groups the steps of all its lanes into a few
+`run` takes one delivery through the steps with a recorder: `dispatch.run` commits each step at
+once; the worker's send pool (workers/pool.py) groups the steps of all its lanes into a few
 transactions. Every write is conditional on (id, attempt, status), as everywhere in dispatch.py.
 """
 

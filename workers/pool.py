@@ -14,9 +14,9 @@ sends in flight makes a few commits, not 64. A lane waits for its "starting" to 
 before its request leaves; its "done" is written soon after (if the process dies first, the
 delivery is still `sending` and the sweep treats it as a send whose answer was lost).
 
-The database stays the truth: a delivery the pool holds is `queued` with a lease, so if this
-process dies the scheduler's sweep takes it back. On a normal stop the pool finishes the sends in
-flight and gives the others back at once (`close`).
+The database stays the truth: a delivery the pool holds is claimed, and the claim has a lease
+(renewed while the pool holds it), so if this process dies the scheduler's sweep takes it back. On
+a normal stop the pool finishes the sends in flight and gives the others back at once (`close`).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class Recorder:
         self.thread.start()
 
     def start(self, send: sending.Send, wait: bool = True) -> bool:
-        """Queued → sending, committed (`wait`). False if the delivery moved meanwhile (not ours to
+        """Claimed → sending, committed (`wait`). False if the delivery moved meanwhile (not ours to
         send). Without `wait` the mark is written with the next transaction and the send goes on."""
         with self.wake:
             cycle = self.cycle
@@ -242,7 +242,7 @@ class SendPool:
         return bool(self.ready) and self.ready[0][0] <= utcnow()
 
     def _keep_leases(self) -> None:
-        """Renew the queued lease of what the pool holds, a few times per lease."""
+        """Renew the claims' lease of what the pool holds, a few times per lease."""
         from publisher import dispatch
 
         interval = max(0.5, self.app.config["QUEUED_LEASE_SECONDS"] / 3)
@@ -262,7 +262,7 @@ class SendPool:
 
     def wait_idle(self) -> None:
         """Until nothing waits and nothing is in flight."""
-        with self.cond:
+        with self.changed:
             self.changed.wait_for(lambda: self.stopping or (not self.chains and not self.in_flight))
 
     def close(self, timeout: float = 30.0) -> None:
